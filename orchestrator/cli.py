@@ -1,0 +1,70 @@
+"""Command line: parse arguments, resolve the run's Context, dispatch to a command; map errors to exit codes."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from orchestrator.errors import UserError
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--impls-dir", type=Path, default=Path("impls"), help="implementation folders (default: impls/)")
+    p.add_argument("--artifacts", type=Path, default=Path("artifacts"), help="result cache (default: artifacts/)")
+    p.add_argument("--envs-dir", type=Path, default=None, help="environment cache (default: ~/.cache/orchestrator/envs)")
+    p.add_argument("--workloads", default=None, help="suite name or TOML path (default: seed on a GPU, smoke without)")
+    p.add_argument("--suites-dir", type=Path, default=None, help="folder of named suites (default: shared/attnbench/workloads)")
+    p.add_argument("--python", default=None, help="host mode: layer every env over this interpreter's packages")
+    p.add_argument("--wheelhouse", type=Path, action="append", default=[], help="extra folder of wheels (repeatable)")
+    p.add_argument("--offline", action="store_true", help="never touch the network: wheels from --wheelhouse/uv's cache only")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m orchestrator", description="Benchmark every implementation in its own uv environment; cache results by content hash.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("list", help="each job and whether it is cached, stale or never run")
+    _common(p)
+    p = sub.add_parser("run", help="run jobs (and what they need), then the combine stage")
+    _common(p)
+    p.add_argument("names", nargs="+", metavar="all|NAME")
+    p.add_argument("--force", action="store_true", help="rerun the named jobs even when cached")
+    p.add_argument("--locked", action="store_true", help="a missing or stale lock is an error (CI)")
+    p.add_argument("-j", "--jobs", type=int, default=os.cpu_count() or 1, help="CPU jobs and env builds at once")
+    p.add_argument("--gpus", default=None, help="GPU ids to spread GPU jobs over, e.g. 0,1 (default: all)")
+    p.add_argument("--no-combine", action="store_true", help="skip the combine stage")
+    p = sub.add_parser("combine", help="re-merge cached results")
+    _common(p)
+    p.add_argument("--force", action="store_true")
+    for name, text in (("show", "manifest, folder and key inputs of a job"), ("reproduce", "print one shell command that reruns a job standalone")):
+        p = sub.add_parser(name, help=text)
+        _common(p)
+        p.add_argument("name")
+    p = sub.add_parser("lock", help="refresh lock files")
+    _common(p)
+    p.add_argument("names", nargs="*")
+    p = sub.add_parser("clean", help="delete stale cache entries, leftovers and failure logs")
+    _common(p)
+    p.add_argument("--all", action="store_true", help="delete every cache entry")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:
+        return EXIT_USAGE if exc.code else EXIT_OK
+    from orchestrator import commands
+
+    try:
+        return getattr(commands, f"cmd_{args.command}")(args)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("interrupted: running jobs were killed; nothing partial was committed", file=sys.stderr)
+        return 130

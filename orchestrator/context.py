@@ -1,0 +1,45 @@
+"""Run-wide settings resolved once from the command line and the machine, passed to every step."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from orchestrator.envs import Interpreter
+from orchestrator.fingerprint import Device
+from orchestrator.store import Store
+from orchestrator.workloads import Suite
+
+REPO = Path(__file__).resolve().parent.parent
+STAGE_DIR = Path(__file__).resolve().parent / "stages"
+
+
+@dataclass(frozen=True)
+class Context:
+    """Where things live and how this run behaves; no global state anywhere else."""
+
+    impls_dir: Path
+    store: Store
+    envs_dir: Path
+    suite: Suite
+    device: Device
+    interp: Interpreter
+    locked: bool = False
+    force: bool = False
+    jobs: int = 2
+    gpus: tuple[str, ...] = ()
+    wheelhouses: tuple[Path, ...] = ()
+    offline: bool = False
+    base: object | None = None  # host mode: the base interpreter's description (orchestrator.base.Base)
+    _uv: list = field(default_factory=list, compare=False, repr=False)
+
+    def uv(self):
+        """uv, looked up on first use only, so a fully cached run never needs it."""
+        if not self._uv:
+            from orchestrator.uvtool import find_uv
+
+            self._uv.append(find_uv(self.wheelhouses, self.offline))
+        return self._uv[0]
+
+    def base_key(self) -> dict | None:
+        return self.base.key_input() if self.base is not None else None

@@ -1,0 +1,207 @@
+"""One job's life after planning: environment, variables, run, output checks, manifest, commit."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from orchestrator.context import Context
+from orchestrator.envs import Env, ensure_env, env_for, pins_of
+from orchestrator.executor import Launch
+from orchestrator.hashing import sha256_file
+from orchestrator.plan import Planned
+from orchestrator.store import LOGS, RESERVED, Manifest
+
+SKIP_EXIT = 77  # a script's "cannot run here" (the automake convention); reason in skipped.txt
+SKIP_FILE = "skipped.txt"
+UPSTREAMS_FILE = "upstreams.json"
+DROPPED_VARS = ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV", "PYTHONSTARTUP", "CONDA_PREFIX")
+
+
+@dataclass(frozen=True)
+class Result:
+    """How a job ended in this run. status: ok | skipped | failed; cached says it was not rerun."""
+
+    name: str
+    status: str
+    reason: str = ""
+    key: str | None = None
+    entry: Path | None = None
+    duration: float = 0.0
+    cached: bool = False
+    log_tail: str = ""
+
+
+def artifact_var(name: str) -> str:
+    return "ORCH_ARTIFACTS_" + re.sub(r"[^A-Za-z0-9]", "_", name).upper()
+
+
+def result_of(p: Planned, manifest: Manifest, entry: Path, cached: bool) -> Result:
+    return Result(p.job.name, manifest.status, manifest.reason, p.key, entry, manifest.duration, cached=cached)
+
+
+class JobRunner:
+    """Builds envs and runs planned jobs through an executor; commits what succeeded, never what failed."""
+
+    def __init__(self, ctx: Context, executor) -> None:
+        self.ctx = ctx
+        self.executor = executor
+
+    # -- environments -------------------------------------------------------------------------
+    def pins(self, p: Planned) -> str:
+        return pins_of(p.lock_text or "")
+
+    def env_of(self, p: Planned) -> Env:
+        """Where the job's env is (built or not): pure, for reproduce and show."""
+        if self.ctx.base is not None:
+            return self.ctx.base.env_for(p.job, p.lock_text, self.ctx)
+        return env_for(self.pins(p), self.ctx.interp, self.ctx.envs_dir)
+
+    def build_env(self, p: Planned) -> Env:
+        if self.ctx.base is not None:
+            return self.ctx.base.ensure_env(p.job, p.lock_text, self.ctx)
+        return ensure_env(self.pins(p), self.ctx.interp, self.ctx.envs_dir, self.ctx.uv())
+
+    # -- variables ----------------------------------------------------------------------------
+    def variables(self, p: Planned, env: Env, upstream_entries: dict[str, Path], gpu_ids: tuple[str, ...]) -> dict[str, str]:
+        """The variables a job sees beyond the parent environment (and that `reproduce` prints)."""
+        job = p.job
+        v = {
+            "ORCH_IMPL": job.name,
+            "ORCH_WORKLOADS": str(self.ctx.suite.path),
+            "VIRTUAL_ENV": str(env.root),
+            "PYTHONNOUSERSITE": "1",
+        }
+        roots = [str(dep.root) for dep in job.path_deps]
+        if roots:
+            v["PYTHONPATH"] = os.pathsep.join(roots)
+        for name, entry in sorted(upstream_entries.items()):
+            v[artifact_var(name)] = str(entry)
+        if not job.gpu:
+            v["CUDA_VISIBLE_DEVICES"] = ""
+        elif gpu_ids:
+            v["CUDA_VISIBLE_DEVICES"] = ",".join(gpu_ids)
+        return v
+
+    def launch(self, p: Planned, env: Env, variables: dict[str, str], gpu_ids: tuple[str, ...]) -> Launch:
+        base = {k: v for k, v in os.environ.items() if k not in DROPPED_VARS}
+        base["PATH"] = f"{env.root / 'bin'}{os.pathsep}{base.get('PATH', '')}"
+        return Launch(
+            name=p.job.name, argv=(str(env.python), str(p.job.script)), env={**base, **variables},
+            timeout=p.job.timeout, gpu_ids=gpu_ids,
+        )
+
+    def reproduce_command(self, p: Planned, env: Env, variables: dict[str, str]) -> str:
+        """One shell line that reruns the job standalone into a fresh folder, with the same variables."""
+        assigns = " ".join(f"{k}={shlex.quote(val)}" for k, val in sorted(variables.items()))
+        return (
+            f'out="$(mktemp -d)" && cd "$out" && env -u PYTHONHOME ORCH_OUT="$out" {assigns} '
+            f"{shlex.quote(str(env.python))} {shlex.quote(str(p.job.script))} && echo \"reproduced into $out\""
+        )
+
+    # -- running --------------------------------------------------------------------------------
+    def run(self, p: Planned, env: Env, upstream_entries: dict[str, Path], gpu_ids: tuple[str, ...], upstreams_doc=None) -> Result:
+        """Run the job once and commit it if it ended ok or skipped."""
+        store = self.ctx.store
+        staging = store.new_staging(p.job.name, p.key)
+        out, logs = staging / "out", staging / "logs"
+        variables = self.variables(p, env, upstream_entries, gpu_ids)
+        if upstreams_doc is not None:
+            (out / UPSTREAMS_FILE).write_text(json.dumps(upstreams_doc, indent=1, sort_keys=True))
+            variables["ORCH_UPSTREAMS"] = str(store.entry(p.job.name, p.key) / UPSTREAMS_FILE)
+        finished, where = self.executor.run(self.launch(p, env, {**variables, **_live(variables, out)}, gpu_ids), out, logs)
+        if finished.returncode == 0:
+            status, reason = "ok", ""
+        elif finished.returncode == SKIP_EXIT and not finished.timed_out:
+            status, reason = "skipped", _skip_reason(out, logs)
+        else:
+            return self._failed(p, staging, finished.describe(), finished.duration)
+        problem = _check_outputs(out, keep={UPSTREAMS_FILE} if upstreams_doc is not None else set())
+        if problem:
+            return self._failed(p, staging, problem, finished.duration)
+        files = _hash_outputs(out, logs)
+        manifest = Manifest(
+            name=p.job.name, key=p.key, inputs=p.inputs, status=status, reason=reason,
+            started=finished.started, finished=finished.finished, returncode=finished.returncode,
+            files=files, packages=env.packages(), device=self.ctx.device.to_json(),
+            reproduce=self.reproduce_command(p, env, variables), runner={**where, "env_id": env.env_id},
+        )
+        entry = store.commit(staging, manifest, replace=p.forced)
+        return result_of(p, manifest, entry, cached=False)
+
+    def _failed(self, p: Planned, staging: Path, reason: str, duration: float) -> Result:
+        kept = self.ctx.store.keep_failure(staging, p.job.name)
+        tail = _tail(kept / "logs" / "stderr.log") or _tail(kept / "logs" / "stdout.log")
+        return Result(p.job.name, "failed", reason, p.key, None, duration, log_tail=tail)
+
+    def commit_preskip(self, p: Planned) -> Result:
+        """A job that cannot run here is recorded as skipped, without an env, so reports show why."""
+        staging = self.ctx.store.new_staging(p.job.name, p.key)
+        out = staging / "out"
+        record = {"impl": p.job.name, "status": "skipped", "reason": p.preskip, "tags": p.job.tags}
+        (out / "results.jsonl").write_text(json.dumps(record, sort_keys=True) + "\n")
+        (out / SKIP_FILE).write_text(p.preskip + "\n")
+        now = time.time()
+        manifest = Manifest(
+            name=p.job.name, key=p.key, inputs=p.inputs, status="skipped", reason=p.preskip, started=now,
+            finished=now, returncode=SKIP_EXIT, files=_hash_outputs(out, staging / "logs"), packages=[],
+            device=self.ctx.device.to_json(), reproduce="", runner={"executor": "none"},
+        )
+        entry = self.ctx.store.commit(staging, manifest, replace=True)
+        return result_of(p, manifest, entry, cached=False)
+
+
+def _live(variables: dict[str, str], out: Path) -> dict[str, str]:
+    """Variables whose value differs between this run and a committed entry (the upstreams file's staging copy)."""
+    if "ORCH_UPSTREAMS" in variables:
+        return {"ORCH_UPSTREAMS": str(out / UPSTREAMS_FILE)}
+    return {}
+
+
+def _skip_reason(out: Path, logs: Path) -> str:
+    try:
+        lines = (out / SKIP_FILE).read_text(encoding="utf-8", errors="replace").strip().splitlines()
+        if lines:
+            return lines[0].strip()
+    except OSError:
+        pass
+    return _tail(logs / "stderr.log", 1) or "skipped (no reason given)"
+
+
+def _tail(path: Path, n: int = 20) -> str:
+    try:
+        lines = path.read_text(encoding="utf-8", errors="replace").rstrip().splitlines()
+    except OSError:
+        return ""
+    return "\n".join(lines[-n:])
+
+
+def _check_outputs(out: Path, keep: set[str]) -> str | None:
+    """Outputs must be plain files inside the folder: no links (which could point outside) and no reserved names."""
+    for name in os.listdir(out):
+        if name in RESERVED and name not in keep:
+            return f"output {name!r} uses a name the orchestrator reserves"
+    for dirpath, dirnames, filenames in os.walk(out):
+        for fname in dirnames + filenames:
+            path = Path(dirpath, fname)
+            if path.is_symlink():
+                return f"output {path.relative_to(out)} is a symbolic link; outputs must be plain files"
+            if not (path.is_dir() or path.is_file()):
+                return f"output {path.relative_to(out)} is not a regular file"
+    return None
+
+
+def _hash_outputs(out: Path, logs: Path) -> dict[str, str]:
+    files = {}
+    for dirpath, _, filenames in os.walk(out):
+        for fname in filenames:
+            path = Path(dirpath, fname)
+            files[str(path.relative_to(out))] = sha256_file(path)
+    for path in sorted(logs.iterdir()) if logs.is_dir() else []:
+        files[f"{LOGS}/{path.name}"] = sha256_file(path)
+    return dict(sorted(files.items()))

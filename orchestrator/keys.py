@@ -1,0 +1,51 @@
+"""Cache keys: a sha256 over every input that can change a result, and nothing location-dependent."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from orchestrator.discover import Job
+from orchestrator.hashing import sha256_bytes, sha256_json, sha256_tree
+
+KEY_FORMAT = 1
+
+
+class TreeHashes:
+    """Source-tree hashes computed once per run (every impl shares the harness folder)."""
+
+    def __init__(self) -> None:
+        self._seen: dict[Path, str] = {}
+
+    def __call__(self, root: Path) -> str:
+        if root not in self._seen:
+            self._seen[root] = sha256_tree(root)
+        return self._seen[root]
+
+
+def key_inputs(
+    job: Job,
+    *,
+    script: bytes,
+    lock: bytes | None,
+    trees: TreeHashes,
+    upstreams: dict[str, dict],
+    workloads: dict,
+    device: str,
+    base: dict | None,
+) -> dict:
+    """The recorded inputs of a job's key; `upstreams` maps name -> {"key": ..., plus status for stages}."""
+    return {
+        "format": KEY_FORMAT,
+        "name": job.name,
+        "script_sha256": sha256_bytes(script),
+        "lock_sha256": sha256_bytes(lock) if lock is not None else None,
+        "path_deps": {dep.name: trees(dep.root) for dep in job.path_deps},
+        "upstreams": upstreams,
+        "workloads": workloads,
+        "device": device,
+        "base": base,
+    }
+
+
+def key_of(inputs: dict) -> str:
+    return sha256_json(inputs)

@@ -1,0 +1,39 @@
+"""Read a script's PEP 723 `# /// script` block with the specification's reference regex and tomllib."""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+from orchestrator.errors import UserError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+
+# The reference regular expression from PEP 723.
+BLOCK = re.compile(r"(?m)^# /// (?P<type>[a-zA-Z0-9-]+)$\s(?P<content>(^#(| .*)$\s)+)^# ///$")
+OPENER = re.compile(r"(?m)^# /// script\s*$")
+
+
+def read_script_metadata(path: Path, text: str | None = None) -> dict:
+    """Return the parsed `script` block of `path` ({} when it has none)."""
+    if text is None:
+        text = path.read_text(encoding="utf-8")
+    blocks = [m for m in BLOCK.finditer(text) if m.group("type") == "script"]
+    if len(blocks) > 1:
+        raise UserError(f"{path}: more than one '# /// script' block; PEP 723 allows one")
+    if not blocks:
+        if OPENER.search(text):
+            raise UserError(f"{path}: '# /// script' block is not closed by a '# ///' line")
+        return {}
+    content = "".join(
+        line[2:] if line.startswith("# ") else line[1:]
+        for line in blocks[0].group("content").splitlines(keepends=True)
+    )
+    try:
+        return tomllib.loads(content)
+    except tomllib.TOMLDecodeError as exc:
+        raise UserError(f"{path}: invalid TOML in the '# /// script' block: {exc}") from None

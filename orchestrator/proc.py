@@ -1,0 +1,122 @@
+"""The one place that starts subprocesses: output captured, timeouts and cancellation kill the whole process group."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from orchestrator.errors import BuildError
+
+KILL_GRACE_S = 5.0
+
+
+@dataclass(frozen=True)
+class Finished:
+    """How a captured process ended."""
+
+    returncode: int
+    started: float
+    finished: float
+    timed_out: bool = False
+    cancelled: bool = False
+
+    @property
+    def duration(self) -> float:
+        return self.finished - self.started
+
+    def describe(self) -> str:
+        if self.timed_out:
+            return f"timed out after {self.duration:.0f} s (process group killed)"
+        if self.cancelled:
+            return "cancelled"
+        if self.returncode < 0:
+            try:
+                return f"killed by {signal.Signals(-self.returncode).name}"
+            except ValueError:
+                return f"killed by signal {-self.returncode}"
+        return f"exit status {self.returncode}"
+
+
+class ProcessGroups:
+    """Live process groups of one run, so that Ctrl-C can end every job's whole tree."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._pgids: set[int] = set()
+        self.cancelled = threading.Event()
+
+    def add(self, pgid: int) -> None:
+        with self._lock:
+            self._pgids.add(pgid)
+
+    def discard(self, pgid: int) -> None:
+        with self._lock:
+            self._pgids.discard(pgid)
+
+    def kill_all(self) -> None:
+        self.cancelled.set()
+        with self._lock:
+            for pgid in list(self._pgids):
+                _killpg(pgid, signal.SIGKILL)
+
+
+def _killpg(pgid: int, sig: int) -> None:
+    try:
+        os.killpg(pgid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def run_captured(
+    cmd: list[str],
+    *,
+    cwd: Path,
+    env: dict[str, str],
+    stdout: Path,
+    stderr: Path,
+    timeout: float | None,
+    groups: ProcessGroups | None = None,
+) -> Finished:
+    """Run cmd in its own session with output to files; on timeout SIGTERM then SIGKILL the whole group."""
+    started = time.time()
+    with open(stdout, "wb") as out, open(stderr, "wb") as err:
+        proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=out, stderr=err, stdin=subprocess.DEVNULL, start_new_session=True)
+    if groups:
+        groups.add(proc.pid)
+    timed_out = False
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        timed_out = True
+        _killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=KILL_GRACE_S)
+        except subprocess.TimeoutExpired:
+            pass
+    finally:
+        # Children that outlive the main process (daemons, forked workers) die with the group.
+        _killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        if groups:
+            groups.discard(proc.pid)
+    cancelled = bool(groups and groups.cancelled.is_set())
+    return Finished(proc.returncode, started, time.time(), timed_out=timed_out, cancelled=cancelled)
+
+
+def run_tool(cmd: list[str], *, cwd: Path | None = None, env: dict[str, str] | None = None, timeout: float | None = None, what: str = "") -> str:
+    """Run a helper tool (uv, nvidia-smi) and return its stdout; failure raises BuildError with the stderr tail."""
+    try:
+        res = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+    except FileNotFoundError:
+        raise BuildError(f"{what or cmd[0]}: {cmd[0]} not found") from None
+    except subprocess.TimeoutExpired:
+        raise BuildError(f"{what or cmd[0]}: timed out after {timeout} s") from None
+    if res.returncode != 0:
+        tail = "\n".join((res.stderr or res.stdout).strip().splitlines()[-15:])
+        raise BuildError(f"{what or ' '.join(cmd[:3])} failed (exit {res.returncode}):\n{tail}")
+    return res.stdout

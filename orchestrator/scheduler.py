@@ -1,0 +1,191 @@
+"""Run planned jobs concurrently: env builds in the background, one timed job per device, CPU jobs up to -j."""
+
+from __future__ import annotations
+
+import queue
+import tempfile
+import threading
+import traceback
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+
+from orchestrator.context import Context
+from orchestrator.errors import BuildError
+from orchestrator.jobrun import JobRunner, Result, result_of
+from orchestrator.keys import TreeHashes
+from orchestrator.plan import Planned, compute_key
+from orchestrator.progress import Progress
+
+HOST_SLOT = "host"  # the single timing slot of a machine without GPUs
+
+
+def device_lock_path(slot: str) -> Path:
+    """Machine-wide lock per GPU (or the host), so timed jobs of different runs never overlap."""
+    d = Path(tempfile.gettempdir()) / "orchestrator-locks"
+    d.mkdir(exist_ok=True)
+    return d / f"device-{slot}.lock"
+
+
+class Scheduler:
+    """Event loop over a plan; returns one Result per job."""
+
+    def __init__(self, ctx: Context, runner: JobRunner, plans: dict[str, Planned], progress: Progress,
+                 initial: dict[str, Result] | None = None) -> None:
+        """`initial` holds outcomes decided elsewhere (combine's cached upstreams) that plans may need."""
+        self.ctx, self.runner, self.plans, self.progress = ctx, runner, plans, progress
+        self.results: dict[str, Result] = dict(initial or {})
+        self.events: queue.Queue = queue.Queue()
+        self.envs: dict[str, Future] = {}
+        self.device_slots = list(ctx.gpus) if ctx.device.has_gpu else [HOST_SLOT]
+        self.cpu_slots = max(1, ctx.jobs)
+        self.running: dict[str, tuple[str, str | None]] = {}
+        self.trees = TreeHashes()
+
+    def run(self) -> dict[str, Result]:
+        for name, p in self.plans.items():
+            if p.cached is not None:
+                self._finish(result_of(p, p.cached, self.ctx.store.entry(name, p.key), cached=True))
+            elif p.preskip is not None:
+                self._finish(self.runner.commit_preskip(p))
+            elif p.job.stage and all(u in self.results for u in p.job.needs):
+                self._stage_cached(p)  # a warm run finds the stage cached without building anything
+        pending = [n for n in self.plans if n not in self.results]
+        if not pending:
+            return self.results
+        builders = ThreadPoolExecutor(max_workers=max(1, self.ctx.jobs), thread_name_prefix="env")
+        workers = ThreadPoolExecutor(max_workers=len(self.device_slots) + self.cpu_slots, thread_name_prefix="job")
+        try:
+            for name in pending:
+                self.envs[name] = builders.submit(self._build, name)
+                self.envs[name].add_done_callback(lambda f, n=name: self.events.put(("env", n)))
+            while not self._all_done():
+                if self._start_ready(pending, workers):
+                    continue  # something finished without running: its dependents may be ready now
+                kind, name, *rest = self.events.get()
+                if kind == "done":
+                    self._release(name)
+                    self._finish(rest[0])
+        except KeyboardInterrupt:
+            self.runner.executor.cancel()
+            raise
+        finally:
+            builders.shutdown(wait=True, cancel_futures=True)
+            workers.shutdown(wait=True)
+        return self.results
+
+    def _all_done(self) -> bool:
+        return all(n in self.results for n in self.plans)
+
+    # -- steps ----------------------------------------------------------------------------------
+    def _build(self, name: str):
+        self.progress.set(name, "building env")
+        env = self.runner.build_env(self.plans[name])
+        self.progress.set(name, "waiting")
+        return env
+
+    def _start_ready(self, pending: list[str], workers: ThreadPoolExecutor) -> bool:
+        """Start every job whose env and upstreams are ready and that has a slot; True if one finished here."""
+        before = len(self.results)
+        for name in pending:
+            if name in self.results or name in self.running or not self.envs[name].done():
+                continue
+            p = self.plans[name]
+            ups = [self.results.get(u) for u in p.job.needs]
+            if any(u is None for u in ups):
+                continue
+            failed = [u.name for u in ups if u.status == "failed"]
+            if failed and not p.job.stage:
+                self._finish(Result(name, "failed", f"upstream {', '.join(failed)} failed", p.key))
+                continue
+            exc = self.envs[name].exception()
+            if exc is not None:
+                self._finish(self._error_result(p, exc))
+                continue
+            if p.job.stage and p.key is None and self._stage_cached(p):
+                continue
+            slot = self._take_slot(p)
+            if slot is None:
+                continue
+            self.running[name] = slot
+            workers.submit(self._execute, p, slot)
+        return len(self.results) > before
+
+    def _stage_cached(self, p: Planned) -> bool:
+        """Key a stage by its upstreams' keys and outcomes; True when that result is already committed."""
+        ups = {u: {"key": self.results[u].key, "status": self.results[u].status} for u in p.job.needs}
+        compute_key(p, self.ctx, self.trees, ups)
+        if not p.forced:
+            p.cached = self.ctx.store.lookup(p.job.name, p.key)
+        if p.cached is not None:
+            self._finish(result_of(p, p.cached, self.ctx.store.entry(p.job.name, p.key), cached=True))
+            return True
+        return False
+
+    def _take_slot(self, p: Planned) -> tuple[str, str | None] | None:
+        if p.job.gpu:
+            return ("device", self.device_slots.pop(0)) if self.device_slots else None
+        if self.cpu_slots > 0:
+            self.cpu_slots -= 1
+            return ("cpu", None)
+        return None
+
+    def _release(self, name: str) -> None:
+        kind, slot = self.running.pop(name)
+        if kind == "device":
+            self.device_slots.append(slot)
+            self.device_slots.sort()
+        else:
+            self.cpu_slots += 1
+
+    def _execute(self, p: Planned, slot: tuple[str, str | None]) -> None:
+        try:
+            result = self._execute_locked(p, slot)
+        except Exception as exc:  # noqa: BLE001 - any crash becomes this job's failure, not the run's
+            result = self._error_result(p, exc)
+        self.events.put(("done", p.job.name, result))
+
+    def _execute_locked(self, p: Planned, slot: tuple[str, str | None]) -> Result:
+        from filelock import FileLock
+
+        store = self.ctx.store
+        with FileLock(str(store.lock_path(p.job.name, p.key))):
+            if not p.forced:
+                # Another process may have committed it while we built the env or waited for the lock.
+                m = store.lookup(p.job.name, p.key)
+                if m is not None:
+                    return result_of(p, m, store.entry(p.job.name, p.key), cached=True)
+            kind, dev = slot
+            gpu_ids = (dev,) if kind == "device" and dev != HOST_SLOT else ()
+            ups = {u: self.results[u].entry for u in p.job.needs if self.results[u].entry is not None}
+            doc = self._upstreams_doc(p) if p.job.stage else None
+            if kind == "device":
+                self.progress.set(p.job.name, "waiting", f"for device {dev}")
+                with FileLock(str(device_lock_path(dev))):
+                    self.progress.set(p.job.name, "running", f"on GPU {dev}" if gpu_ids else "")
+                    return self.runner.run(p, self.envs[p.job.name].result(), ups, gpu_ids, doc)
+            self.progress.set(p.job.name, "running")
+            return self.runner.run(p, self.envs[p.job.name].result(), ups, gpu_ids, doc)
+
+    def _upstreams_doc(self, p: Planned) -> dict:
+        """What a stage is told about each upstream, failed ones included (they have no artifact folder)."""
+        doc = {}
+        for u in p.job.needs:
+            r = self.results[u]
+            up = self.plans[u]
+            doc[u] = {"status": r.status, "reason": r.reason, "key": r.key, "cached": r.cached,
+                      "entry": str(r.entry) if r.entry else None, "tags": up.job.tags, "log_tail": r.log_tail}
+        return doc
+
+    def _error_result(self, p: Planned, exc: BaseException) -> Result:
+        if isinstance(exc, BuildError):
+            return Result(p.job.name, "failed", str(exc).splitlines()[0], p.key, log_tail=str(exc))
+        tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+        return Result(p.job.name, "failed", f"internal error: {exc!r}", p.key, log_tail=tb)
+
+    def _finish(self, r: Result) -> None:
+        self.results[r.name] = r
+        if r.cached:
+            self.progress.set(r.name, "cached", r.reason)
+        else:
+            detail = f"{r.duration:.1f}s" if r.status == "ok" else r.reason
+            self.progress.set(r.name, r.status, detail)

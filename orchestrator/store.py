@@ -1,0 +1,139 @@
+"""The content-addressed artifact cache: `<root>/<name>/<key>/` folders committed atomically with a manifest."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import uuid
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from orchestrator.hashing import sha256_file
+
+MANIFEST = "manifest.json"
+LOGS = "_logs"
+RESERVED = {MANIFEST, LOGS}
+STAGING = ".staging"
+LOCKS = ".locks"
+FAILED = ".failed"
+LATEST = "latest"
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """Everything known about one committed result: its key and inputs, outcome, files and provenance."""
+
+    name: str
+    key: str
+    inputs: dict
+    status: str  # ok | skipped
+    reason: str
+    started: float
+    finished: float
+    returncode: int
+    files: dict  # relative path -> sha256, logs included
+    packages: list
+    device: dict
+    reproduce: str
+    runner: dict = field(default_factory=dict)
+
+    @property
+    def duration(self) -> float:
+        return self.finished - self.started
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict) -> "Manifest":
+        return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
+
+
+class Store:
+    """Artifact folders under one root; entries are only ever created by rename, so a reader sees all or nothing."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def entry(self, name: str, key: str) -> Path:
+        return self.root / name / key
+
+    def lookup(self, name: str, key: str, verify: bool = True) -> Manifest | None:
+        """The committed manifest for (name, key), or None when absent, unreadable or not matching its files."""
+        folder = self.entry(name, key)
+        try:
+            manifest = Manifest.from_json(json.loads((folder / MANIFEST).read_text()))
+        except (OSError, ValueError, TypeError):
+            return None
+        if manifest.key != key or manifest.name != name:
+            return None
+        if verify and self.damaged_files(folder, manifest):
+            return None
+        return manifest
+
+    @staticmethod
+    def damaged_files(folder: Path, manifest: Manifest) -> list[str]:
+        """Files whose bytes no longer match the manifest (edited, truncated or missing)."""
+        bad = []
+        for rel, digest in manifest.files.items():
+            path = folder / rel
+            try:
+                if path.is_symlink() or sha256_file(path) != digest:
+                    bad.append(rel)
+            except OSError:
+                bad.append(rel)
+        return bad
+
+    def entries(self, name: str) -> list[Path]:
+        folder = self.root / name
+        return sorted(p for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []
+
+    def new_staging(self, name: str, key: str) -> Path:
+        """A fresh folder on the same filesystem as the cache, so commit is one rename."""
+        path = self.root / STAGING / f"{name}-{key[:12]}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        (path / "out").mkdir(parents=True)
+        (path / "logs").mkdir()
+        return path
+
+    def lock_path(self, name: str, key: str) -> Path:
+        d = self.root / LOCKS
+        d.mkdir(parents=True, exist_ok=True)
+        return d / f"{name}-{key[:32]}.lock"
+
+    def commit(self, staging: Path, manifest: Manifest, replace: bool = False) -> Path:
+        """Move staging/out (plus logs and manifest) to its entry; an existing valid entry wins unless replace."""
+        out = staging / "out"
+        shutil.move(str(staging / "logs"), str(out / LOGS))
+        tmp = out / (MANIFEST + ".tmp")
+        tmp.write_text(json.dumps(manifest.to_json(), indent=1, sort_keys=True))
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, out / MANIFEST)
+        final = self.entry(manifest.name, manifest.key)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        if final.exists():
+            if not replace and self.lookup(manifest.name, manifest.key):
+                shutil.rmtree(staging, ignore_errors=True)
+                return final
+            # A forced rerun or a damaged entry: move the old one aside first, so readers see old, none or new.
+            os.rename(final, staging / "replaced")
+        os.rename(out, final)
+        shutil.rmtree(staging, ignore_errors=True)
+        return final
+
+    def keep_failure(self, staging: Path, name: str) -> Path:
+        """Failed runs are never cached; their logs are kept, outside any entry, for reading."""
+        dest = self.root / FAILED / name
+        shutil.rmtree(dest, ignore_errors=True)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        os.rename(staging, dest)
+        return dest
+
+    def point_latest(self, target: Path) -> Path:
+        """Make `<root>/latest` a symlink to target (atomically replaced)."""
+        link = self.root / LATEST
+        tmp = self.root / f".latest-{uuid.uuid4().hex[:8]}"
+        os.symlink(os.path.relpath(target, self.root), tmp)
+        os.replace(tmp, link)
+        return link

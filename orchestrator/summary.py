@@ -1,0 +1,40 @@
+"""The end of a run: counts, each failure with its log tail, where the combined results are, and the exit code."""
+
+from __future__ import annotations
+
+import sys
+
+from orchestrator.context import Context
+from orchestrator.jobrun import Result
+
+STAGE = "combine"
+
+
+def exit_code(results: dict[str, Result]) -> int:
+    """0 when every job is ok or skipped, 1 when any failed."""
+    return 1 if any(r.status == "failed" for r in results.values()) else 0
+
+
+def print_summary(ctx: Context, results: dict[str, Result], elapsed: float, stream=None) -> int:
+    out = stream or sys.stdout
+    counts: dict[str, int] = {}
+    for r in results.values():
+        label = "cached" if r.cached else r.status
+        counts[label] = counts.get(label, 0) + 1
+    print(f"\n{', '.join(f'{n} {k}' for k, n in sorted(counts.items()))} in {elapsed:.1f} s", file=out)
+    for r in results.values():
+        if r.status == "skipped" and not r.cached:
+            print(f"  skipped {r.name}: {r.reason}", file=out)
+    for r in results.values():
+        if r.status == "failed":
+            print(f"\nFAILED {r.name}: {r.reason}", file=out)
+            if r.log_tail:
+                print("  " + r.log_tail.replace("\n", "\n  "), file=out)
+            failed_dir = ctx.store.root / ".failed" / r.name
+            if failed_dir.is_dir():
+                print(f"  logs: {failed_dir / 'logs'}", file=out)
+    stage = results.get(STAGE)
+    if stage is not None and stage.entry is not None:
+        latest = ctx.store.point_latest(stage.entry)
+        print(f"\ncombined results: {latest}/ (= {stage.entry})", file=out)
+    return exit_code(results)
