@@ -213,16 +213,17 @@ def cmd_reproduce(args) -> int:
 
 def cmd_lock(args) -> int:
     from orchestrator.locks import write_lock
+    from orchestrator.uvtool import find_uv
 
-    ctx = make_context(args)
-    jobs = load_jobs(ctx)
+    uv = find_uv(tuple(args.wheelhouse), args.offline)
+    jobs = discover(args.impls_dir.resolve())
     for name in args.names or sorted(jobs):
         if name not in jobs:
             raise UserError(f"unknown impl {name!r} (known: {', '.join(sorted(jobs))})")
         print(f"locking {name}…", flush=True)
-        write_lock(jobs[name], ctx.uv())
+        write_lock(jobs[name], uv)
     if not args.names:
-        write_lock(stage_job([]), ctx.uv())
+        write_lock(stage_job([]), uv)
     return 0
 
 

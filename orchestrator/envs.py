@@ -71,16 +71,21 @@ def is_built(env: Env) -> bool:
     return (env.root / MARKER).is_file()
 
 
-def ensure_env(pins: str, interp: Interpreter, envs_dir: Path, uv: Uv, layer: dict | None = None, prepare=None) -> Env:
-    """Return the built env for these pins, building it (atomically, once across processes) if needed.
+def ensure_env(pins: str, interp: Interpreter, envs_dir: Path, uv: Uv) -> Env:
+    """The isolated env for these pins, built from the lock with hash checking."""
+    return build_once(env_for(pins, interp, envs_dir), lambda tmp: _isolated(tmp, pins, interp, uv))
 
-    `prepare(tmp_root)` runs after the venv exists and before pins are installed (host mode layers the base there).
+
+def build_once(env: Env, fill) -> Env:
+    """Build `env` at most once across processes: `fill(tmp_root)` makes it in a temporary folder, then one rename.
+
+    `fill` returns the installed package list recorded in the env's marker file.
     """
-    env = env_for(pins, interp, envs_dir, layer)
     if is_built(env):
         return env
     from filelock import FileLock
 
+    envs_dir = env.root.parent
     (envs_dir / ".locks").mkdir(parents=True, exist_ok=True)
     with FileLock(str(envs_dir / ".locks" / f"{env.env_id}.lock")):
         if is_built(env):
@@ -88,7 +93,8 @@ def ensure_env(pins: str, interp: Interpreter, envs_dir: Path, uv: Uv, layer: di
         tmp = envs_dir / ".tmp" / f"{env.env_id}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         tmp.parent.mkdir(parents=True, exist_ok=True)
         try:
-            _build(tmp, pins, interp, uv, prepare)
+            packages = fill(tmp)
+            (tmp / MARKER).write_text(json.dumps({"format": ENV_FORMAT, "packages": packages}, indent=1))
             if env.root.exists():  # an unfinished leftover from a killed build
                 shutil.rmtree(env.root)
             os.rename(tmp, env.root)
@@ -97,24 +103,28 @@ def ensure_env(pins: str, interp: Interpreter, envs_dir: Path, uv: Uv, layer: di
     return env
 
 
-def _build(tmp: Path, pins: str, interp: Interpreter, uv: Uv, prepare) -> None:
-    uenv = uv.env()
-    run_tool([uv.exe, "venv", "--quiet", "--relocatable", "--no-project", "--python", interp.path, str(tmp)],
-             cwd=tmp.parent, env=uenv, what="creating venv")
-    if prepare:
-        prepare(tmp)
-    py = str(tmp / "bin" / "python")
-    if pins.strip():
-        lock = tmp / "orch-pins.txt"
-        lock.write_text(pins)
-        run_tool([uv.exe, "pip", "sync", "--quiet", "--python", py, "--require-hashes", *uv.source_args(), str(lock)],
-                 cwd=tmp, env=uenv, what="installing pins")
-        lock.unlink()
-        frozen = run_tool([uv.exe, "pip", "freeze", "--python", py], cwd=tmp, env=uenv, what="listing packages")
-    else:
-        frozen = ""
-    packages = sorted(line.strip() for line in frozen.splitlines() if line.strip())
-    (tmp / MARKER).write_text(json.dumps({"format": ENV_FORMAT, "python": interp.identity, "packages": packages}, indent=1))
+def create_venv(tmp: Path, python: str, uv: Uv) -> Path:
+    """An empty relocatable venv (renamed into place after filling); returns its python."""
+    run_tool([uv.exe, "venv", "--quiet", "--relocatable", "--no-project", "--python", python, str(tmp)],
+             cwd=tmp.parent, env=uv.env(), what="creating venv")
+    return tmp / "bin" / "python"
+
+
+def freeze(py: Path, uv: Uv) -> list[str]:
+    out = run_tool([uv.exe, "pip", "freeze", "--python", str(py)], env=uv.env(), what="listing packages")
+    return sorted(line.strip() for line in out.splitlines() if line.strip())
+
+
+def _isolated(tmp: Path, pins: str, interp: Interpreter, uv: Uv) -> list[str]:
+    py = create_venv(tmp, interp.path, uv)
+    if not pins.strip():
+        return []
+    lock = tmp / "orch-pins.txt"
+    lock.write_text(pins)
+    run_tool([uv.exe, "pip", "sync", "--quiet", "--python", str(py), "--require-hashes", *uv.source_args(), str(lock)],
+             cwd=tmp, env=uv.env(), what="installing pins")
+    lock.unlink()
+    return freeze(py, uv)
 
 
 def pins_of(lock_text: str) -> str:

@@ -72,6 +72,8 @@ def plan(ctx: Context, jobs: dict[str, Job], order: list[str], forced: set[str] 
         p = Planned(job=job, preskip=preskip_reason(job, ctx), forced=name in forced)
         if p.preskip is None:
             p.lock_text = read_lock(job, ctx, on_lock, create_locks)
+            if ctx.base is not None:
+                p.preskip = ctx.base.conflict(job, p.lock_text, ctx)
         if not job.stage:
             compute_key(p, ctx, trees, {up: {"key": plans[up].key} for up in job.needs})
             if not p.forced:

@@ -1,0 +1,48 @@
+"""nox sessions generated from discovery: one per implementation, one per backend family, plus tests.
+
+Every impl/family session delegates to the orchestrator (python=False): nox itself installs nothing for the
+scripts, because it would ignore [tool.uv.sources] and fetch a same-named package instead of shared/.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import nox
+
+ROOT = Path(__file__).resolve().parent
+sys.path.insert(0, str(ROOT))
+
+from orchestrator.discover import discover  # noqa: E402
+
+nox.options.sessions = ["tests"]
+JOBS = discover(ROOT / "impls")
+
+
+def _delegate(names: list[str], description: str):
+    def session(s: nox.Session) -> None:
+        s.run(sys.executable, "-m", "orchestrator", "run", *names, *s.posargs, external=True)
+
+    session.__doc__ = description
+    return session
+
+
+for _name, _job in JOBS.items():
+    _backend = _job.tags.get("backend", "")
+    nox.session(name=_name, python=False)(_delegate([_name], f"run {_name}" + (f" ({_backend})" if _backend else "")))
+
+_families: dict[str, list[str]] = {}
+for _name, _job in JOBS.items():
+    if "family" in _job.tags:
+        _families.setdefault(_job.tags["family"], []).append(_name)
+for _family, _names in sorted(_families.items()):
+    if _family in JOBS:
+        raise SystemExit(f"noxfile: family {_family!r} has the same name as an impl")
+    nox.session(name=_family, python=False)(_delegate(_names, f"run the {_family} family: {', '.join(_names)}"))
+
+
+@nox.session(python=False)
+def tests(s: nox.Session) -> None:
+    """the test suite (CPU, real uv and subprocesses)"""
+    s.run(sys.executable, "-m", "pytest", *s.posargs, external=True)

@@ -1,0 +1,87 @@
+"""Shared test helpers: run the real CLI in a subprocess over a copy of a fixture tree."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+LINE = re.compile(r"^\S (\S+)\s+(cached|ok|failed|skipped)\b", re.M)
+
+
+@dataclass
+class Outcome:
+    returncode: int
+    stdout: str
+    stderr: str
+
+    def states(self) -> dict[str, str]:
+        """Final state per job from the plain (non-TTY) progress lines."""
+        return dict(LINE.findall(self.stdout))
+
+    def ran(self) -> set[str]:
+        return {n for n, s in self.states().items() if s in ("ok", "failed", "skipped")}
+
+
+def orch(*args, cwd: Path = REPO, env: dict | None = None, timeout: float = 600) -> Outcome:
+    full_env = dict(os.environ)
+    full_env["PYTHONPATH"] = str(REPO)
+    full_env.update(env or {})
+    res = subprocess.run([sys.executable, "-m", "orchestrator", *map(str, args)], cwd=cwd, env=full_env,
+                         capture_output=True, text=True, timeout=timeout)
+    return Outcome(res.returncode, res.stdout, res.stderr)
+
+
+@pytest.fixture(scope="session")
+def envs_dir(tmp_path_factory) -> Path:
+    """One env cache for the whole session: envs are content-addressed, so sharing them is what users get too."""
+    return tmp_path_factory.mktemp("envs")
+
+
+@dataclass
+class Tree:
+    root: Path
+    artifacts: Path
+    envs: Path
+
+    @property
+    def impls(self) -> Path:
+        return self.root / "impls"
+
+    def args(self, *extra) -> list:
+        return ["--impls-dir", self.impls, "--artifacts", self.artifacts, "--envs-dir", self.envs,
+                "--workloads", self.root / "suite.toml", *extra]
+
+    def run(self, *names, extra=(), env=None) -> Outcome:
+        return orch("run", *(names or ("all",)), *self.args(*extra), env=env)
+
+    def cli(self, command, *extra, env=None) -> Outcome:
+        return orch(command, *self.args(*extra), env=env)
+
+    def add_impl(self, name: str, body: str, settings: str = "gpu = false", deps: str = "[]") -> Path:
+        folder = self.impls / name
+        folder.mkdir()
+        script = folder / "bench.py"
+        script.write_text(
+            f"# /// script\n# dependencies = {deps}\n#\n# [tool.orchestrator]\n"
+            + "".join(f"# {line}\n" for line in settings.splitlines()) + "# ///\n" + body
+        )
+        return script
+
+
+def copy_tree(name: str, dest: Path, artifacts: Path, envs: Path) -> Tree:
+    shutil.copytree(FIXTURES / name, dest)
+    return Tree(dest, artifacts, envs)
+
+
+@pytest.fixture
+def tree(tmp_path, envs_dir) -> Tree:
+    return copy_tree("tree", tmp_path / "checkout", tmp_path / "artifacts", envs_dir)
