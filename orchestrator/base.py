@@ -147,47 +147,72 @@ class Base:
         return build_once(env, lambda tmp: self._fill(tmp, install, provided, ctx))
 
     def _fill(self, tmp: Path, install: list[str], provided: list[str], ctx) -> list[str]:
+        """Install what the base lacks, then the missing dependencies of that, until nothing more can be added.
+
+        Declared requirements were checked strictly before anything ran. A transitive requirement that cannot be
+        met (no wheel offline, or another version in the base) is recorded as a warning in the package list:
+        vendor wheels often over-declare (nvidia-cutlass-dsl wants its cu12 libraries even on CUDA 13).
+        """
+        from packaging.requirements import Requirement
+
         uv = ctx.uv()
         py = create_venv(tmp, self.python, uv)
         site = next(tmp.glob("lib/python*/site-packages"))
         lines = "".join(f"import site; site.addsitedir({d!r})\n" for d in self.site_dirs)
         (site / PTH).write_text(lines)
-        todo = list(install)
-        for _ in range(20):  # add missing dependencies of what was installed until nothing is missing
-            if not todo:
-                break
+        wheels = wheel_index(ctx.wheelhouses)
+        extras: dict[str, set[str]] = {}
+        for text in install:
+            req = Requirement(text)
+            extras.setdefault(canonical_name(req.name), set()).update(req.extras)
+        todo, warnings, tried = list(install), set(), set()
+        while todo:
+            tried.update(canonical_name(Requirement(t).name) for t in todo)
             run_tool([uv.exe, "pip", "install", "--quiet", "--no-deps", "--python", str(py), *uv.source_args(), *todo],
                      cwd=tmp, env=uv.env(), what="installing into the layer")
-            todo = self._missing_dependencies(site)
-        else:
-            raise BuildError("layer dependencies did not settle after 20 rounds")
-        wheels = wheel_index(ctx.wheelhouses)
+            todo = []
+            for req, problem in self._unmet(site, extras):
+                name = canonical_name(req.name)
+                if problem or name in tried or (ctx.offline and not _available(req, wheels)):
+                    warnings.add(f"unmet: {problem or f'{req} (no wheel available)'}")
+                else:
+                    todo.append(f"{name}{req.specifier}")
         layer = [f"{line} (wheelhouse)" if _in_wheelhouse(line, wheels) else f"{line} (index)" for line in freeze(py, uv)]
-        return layer + [f"{p} (base)" for p in provided]
+        return layer + [f"{p} (base)" for p in provided] + sorted(warnings)
 
-    def _missing_dependencies(self, site: Path) -> list[str]:
-        """Requirements of layer-installed packages that neither the layer nor the base satisfies."""
+    def _unmet(self, site: Path, extras: dict[str, set[str]]):
+        """(requirement, conflict text or "") for each requirement of a layer package that nothing satisfies.
+
+        Extras requested anywhere (flash-attn-4[cu13] -> nvidia-cutlass-dsl[cu13]) are followed; `extras` grows.
+        """
         from packaging.requirements import Requirement
 
-        layer = {}
-        requires = []
+        layer, requires = {}, []
         for info in site.glob("*.dist-info"):
             meta = (info / "METADATA").read_text(encoding="utf-8", errors="replace")
             name = canonical_name(re.search(r"^Name: (.+)$", meta, re.M).group(1).strip())
             layer[name] = re.search(r"^Version: (.+)$", meta, re.M).group(1).strip()
-            requires += [(name, r) for r in re.findall(r"^Requires-Dist: (.+)$", meta, re.M)]
-        missing = []
-        for owner, text in requires:
-            req = Requirement(text)
-            if req.marker is not None and not req.marker.evaluate({**self.markers, "extra": ""}):
-                continue
-            name = canonical_name(req.name)
-            have = layer.get(name) or self.packages.get(name)
-            if have is None:
-                missing.append(f"{name}{req.specifier}")
-            elif not req.specifier.contains(have, prereleases=True):
-                raise BuildError(f"{owner} requires {text}; found {req.name} {have}")
-        return sorted(set(missing))
+            requires += [(name, Requirement(r)) for r in re.findall(r"^Requires-Dist: (.+)$", meta, re.M)]
+        while True:  # until the requested extras stop growing
+            before = {k: set(v) for k, v in extras.items()}
+            unmet = []
+            for owner, req in requires:
+                wanted = {""} | extras.get(owner, set())
+                if req.marker is not None and not any(req.marker.evaluate({**self.markers, "extra": e}) for e in wanted):
+                    continue
+                name = canonical_name(req.name)
+                extras.setdefault(name, set()).update(req.extras)
+                have = layer.get(name) or self.packages.get(name)
+                if have is None:
+                    unmet.append((req, ""))
+                elif not req.specifier.contains(have, prereleases=True):
+                    unmet.append((req, f"{owner} requires {req}; found {req.name} {have}"))
+            if extras == before:
+                return unmet
+
+
+def _available(req, wheels) -> bool:
+    return any(req.specifier.contains(v, prereleases=True) for v, _ in wheels.get(canonical_name(req.name), []))
 
 
 def _in_wheelhouse(line: str, wheels) -> bool:
