@@ -34,7 +34,7 @@ def key_inputs(
     base: dict | None,
 ) -> dict:
     """The recorded inputs of a job's key; `upstreams` maps name -> {"key": ..., plus status for stages}."""
-    return {
+    inputs = {
         "format": KEY_FORMAT,
         "name": job.name,
         "script_sha256": sha256_bytes(script),
@@ -45,6 +45,9 @@ def key_inputs(
         "device": device,
         "base": base,
     }
+    if job.stage:  # a stage may import sibling modules from its folder
+        inputs["stage_sources"] = trees(job.folder)
+    return inputs
 
 
 def key_of(inputs: dict) -> str:

@@ -23,7 +23,8 @@ def read_script_metadata(path: Path, text: str | None = None) -> dict:
     if text is None:
         text = path.read_text(encoding="utf-8")
     blocks = [m for m in BLOCK.finditer(text) if m.group("type") == "script"]
-    if len(blocks) > 1:
+    # The reference regex merges adjacent blocks into one match, so count openers too.
+    if len(blocks) > 1 or len(OPENER.findall(text)) > 1:
         raise UserError(f"{path}: more than one '# /// script' block; PEP 723 allows one")
     if not blocks:
         if OPENER.search(text):
