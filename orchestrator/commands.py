@@ -82,7 +82,7 @@ def cmd_run(args) -> int:
 
     if args.jobs < 1:
         raise UserError(f"-j {args.jobs}: must be at least 1")
-    ctx = make_context(args, force=args.force, locked=args.locked, jobs=args.jobs)
+    ctx = make_context(args, force=args.force, locked=args.locked, jobs=args.jobs, baseline=args.baseline)
     jobs = load_jobs(ctx)
     order = _select(jobs, args.names)
     forced = set(order if args.names == ["all"] else args.names) if args.force else set()
@@ -110,7 +110,7 @@ def cmd_combine(args) -> int:
     from orchestrator.scheduler import Scheduler
     from orchestrator.summary import print_summary
 
-    ctx = make_context(args, force=args.force)
+    ctx = make_context(args, force=args.force, baseline=args.baseline)
     jobs = load_jobs(ctx)
     order = _select(jobs, ["all"])
     plans = plan(ctx, jobs, order, create_locks=False)
@@ -131,6 +131,12 @@ def cmd_combine(args) -> int:
     finally:
         progress.close()
     return print_summary(ctx, results, 0.0)
+
+
+def cmd_compare(args) -> int:
+    from orchestrator.compare import compare
+
+    return compare(args.a, args.b, args.threshold, args.alpha)
 
 
 def _status_line(ctx: Context, p) -> str:

@@ -30,6 +30,7 @@ class Context:
     gpus: tuple[str, ...] = ()
     wheelhouses: tuple[Path, ...] = ()
     offline: bool = False
+    baseline: str = "torch_math"  # the combine stage's speedup reference
     base: object | None = None  # host mode: the base interpreter's description (orchestrator.base.Base)
     _uv: list = field(default_factory=list, compare=False, repr=False)
 

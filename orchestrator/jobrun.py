@@ -14,7 +14,7 @@ from orchestrator.context import Context
 from orchestrator.envs import Env, ensure_env, env_for, pins_of
 from orchestrator.executor import Launch
 from orchestrator.hashing import sha256_file
-from orchestrator.plan import Planned
+from orchestrator.plan import Planned, stage_settings
 from orchestrator.store import LOGS, RESERVED, Manifest
 
 SKIP_EXIT = 77  # a script's "cannot run here" (the automake convention); reason in skipped.txt
@@ -82,6 +82,8 @@ class JobRunner:
             v["PYTHONPATH"] = os.pathsep.join(roots)
         for name, entry in sorted(upstream_entries.items()):
             v[artifact_var(name)] = str(entry)
+        if job.stage:
+            v.update(stage_settings(self.ctx))
         if not job.gpu:
             v["CUDA_VISIBLE_DEVICES"] = ""
         elif gpu_ids:

@@ -32,6 +32,7 @@ def key_inputs(
     workloads: dict,
     device: str,
     base: dict | None,
+    settings: dict | None = None,
 ) -> dict:
     """The recorded inputs of a job's key; `upstreams` maps name -> {"key": ..., plus status for stages}."""
     inputs = {
@@ -45,8 +46,9 @@ def key_inputs(
         "device": device,
         "base": base,
     }
-    if job.stage:  # a stage may import sibling modules from its folder
+    if job.stage:  # a stage may import sibling modules from its folder, and takes run settings
         inputs["stage_sources"] = trees(job.folder)
+        inputs["settings"] = settings
     return inputs
 
 

@@ -52,12 +52,18 @@ def read_lock(job: Job, ctx: Context, on_lock=None, create: bool = True) -> str 
     return job.lock.read_text(encoding="utf-8")
 
 
+def stage_settings(ctx: Context) -> dict:
+    """Run settings a stage reads from its variables (they change its output, so they enter its key)."""
+    return {"ORCH_BASELINE": ctx.baseline}
+
+
 def compute_key(p: Planned, ctx: Context, trees: TreeHashes, upstreams: dict[str, dict]) -> None:
     """Fill p.inputs and p.key."""
     lock = p.lock_text.encode() if p.lock_text is not None else None
     p.inputs = key_inputs(
         p.job, script=p.job.script.read_bytes(), lock=lock, trees=trees, upstreams=upstreams,
         workloads=ctx.suite.key_input(), device=ctx.device.fingerprint, base=ctx.base_key(),
+        settings=stage_settings(ctx) if p.job.stage else None,
     )
     p.key = key_of(p.inputs)
 

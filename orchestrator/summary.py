@@ -36,5 +36,8 @@ def print_summary(ctx: Context, results: dict[str, Result], elapsed: float, stre
     stage = results.get(STAGE)
     if stage is not None and stage.entry is not None:
         latest = ctx.store.point_latest(stage.entry)
-        print(f"\ncombined results: {latest}/ (= {stage.entry})", file=out)
+        table = stage.entry / "summary.txt"
+        if table.is_file():
+            print("\n" + table.read_text(encoding="utf-8", errors="replace").rstrip(), file=out)
+        print(f"\ncombined results: {latest}/ (= {stage.entry}); open {latest}/report.html", file=out)
     return exit_code(results)

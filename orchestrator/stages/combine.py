@@ -7,21 +7,33 @@
 # timeout = 600
 # tags = { family = "stage" }
 # ///
-"""The combine stage: merge every upstream's result records into latency.csv (run by the orchestrator as a job).
+"""The combine stage: merge every upstream's result records into latency.csv, three SVG charts, report.html and
+summary.txt (run by the orchestrator as a job, standard library only, same input -> same bytes).
 
-Reads ORCH_UPSTREAMS (a JSON file: name -> status, reason, key, entry folder, tags) and every `*.jsonl` in each
-upstream's artifact folder. Malformed lines are reported as file:line and skipped; upstreams that failed or
-were not run still get a row, so nothing vanishes.
+Reads ORCH_UPSTREAMS (a JSON file: name -> status, reason, key, entry folder, tags, log tail) and every `*.jsonl`
+in each upstream's artifact folder; ORCH_BASELINE names the speedup chart's baseline (default torch_math).
+Malformed lines are reported as file:line (stderr and warnings.txt) and skipped; upstreams that failed or were
+not run still get a row and a place in every chart's legend, so nothing vanishes.
 """
 
 from __future__ import annotations
 
 import csv
-import json
+import io
 import os
 import sys
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import report_charts  # noqa: E402 - the sibling modules live beside this script
+import report_html  # noqa: E402
+import report_svg  # noqa: E402
+import report_text  # noqa: E402
+from report_model import build  # noqa: E402
+from report_records import Rec, Upstream, load_upstreams  # noqa: E402
+
+DEFAULT_BASELINE = "torch_math"
 COLUMNS = [
     "Implementation", "Impl ID", "Workload", "Batch", "Seq Length", "Heads", "KV Heads", "Head Dim", "Dtype", "Causal",
     "Mean (ms)", "P10 (ms)", "P50 (ms)", "P90 (ms)", "Reps", "Timing", "Peak Mem (MB)", "Backend", "Family",
@@ -29,76 +41,68 @@ COLUMNS = [
 ]
 
 
-def read_records(folder: Path, warn) -> list[dict]:
-    """Every JSON object line of every *.jsonl under folder; bad lines are reported and skipped."""
-    records = []
-    for path in sorted(folder.rglob("*.jsonl")):
-        for lineno, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-            except ValueError as exc:
-                warn(f"{path}:{lineno}: not JSON ({exc.msg}); line skipped")
-                continue
-            if not isinstance(rec, dict):
-                warn(f"{path}:{lineno}: not a JSON object; line skipped")
-                continue
-            records.append(rec)
-    return records
-
-
 def _num(value, scale=1.0, digits=4):
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return ""
-    return round(value * scale, digits)
+    return "" if value is None else round(value * scale, digits)
 
 
-def row_of(name: str, rec: dict, tags: dict) -> dict:
-    wl = rec.get("wl") if isinstance(rec.get("wl"), dict) else {}
-    lat = rec.get("lat_ms") if isinstance(rec.get("lat_ms"), dict) else {}
-    rtags = rec.get("tags") if isinstance(rec.get("tags"), dict) else tags
-    err = rec.get("err") if isinstance(rec.get("err"), dict) else {}
+def row_of(r: Rec) -> dict:
+    sh, lat, tags = r.shape, r.lat, r.tags
     return {
-        "Implementation": rec.get("impl", name), "Impl ID": name, "Workload": wl.get("name", ""),
-        "Batch": wl.get("batch", ""), "Seq Length": wl.get("seq_len", ""), "Heads": wl.get("heads", ""),
-        "KV Heads": wl.get("kv_heads", ""), "Head Dim": wl.get("head_dim", ""), "Dtype": wl.get("dtype", ""),
-        "Causal": wl.get("causal", ""), "Mean (ms)": _num(lat.get("mean")), "P10 (ms)": _num(lat.get("p10")),
-        "P50 (ms)": _num(lat.get("p50")), "P90 (ms)": _num(lat.get("p90")), "Reps": lat.get("reps", ""),
-        "Timing": lat.get("mode", ""), "Peak Mem (MB)": _num(rec.get("peak_bytes"), 1e-6, 2),
-        "Backend": rtags.get("backend", ""), "Family": rtags.get("family", ""), "TFLOP/s": _num(rec.get("tflops"), 1, 1),
-        "% of peak": _num(rec.get("pct_peak"), 1, 1), "ok": rec.get("ok", ""), "rel_l2": _num(err.get("rel_l2"), 1, 6),
-        "status": rec.get("status", "ok"), "reason": rec.get("reason", "") or "",
+        "Implementation": r.impl, "Impl ID": r.upstream, "Workload": r.workload, "Batch": sh.get("batch", ""),
+        "Seq Length": sh.get("seq_len", ""), "Heads": sh.get("heads", ""), "KV Heads": sh.get("kv_heads", ""),
+        "Head Dim": sh.get("head_dim", ""), "Dtype": sh.get("dtype", ""), "Causal": sh.get("causal", ""),
+        "Mean (ms)": _num(lat.get("mean")), "P10 (ms)": _num(lat.get("p10")), "P50 (ms)": _num(lat.get("p50")),
+        "P90 (ms)": _num(lat.get("p90")), "Reps": "" if r.reps is None else r.reps, "Timing": r.mode,
+        "Peak Mem (MB)": _num(r.peak_bytes, 1e-6, 2), "Backend": tags.get("backend", ""), "Family": tags.get("family", ""),
+        "TFLOP/s": _num(r.tflops, 1, 1), "% of peak": _num(r.pct_peak, 1, 1), "ok": "" if r.ok is None else r.ok,
+        "rel_l2": _num(r.rel_l2, 1, 6), "status": r.status, "reason": r.reason,
     }
 
 
-def collect(upstreams: dict, warn) -> list[dict]:
-    rows = []
-    for name in sorted(upstreams):
-        up = upstreams[name]
-        tags = up.get("tags") or {}
-        records = read_records(Path(up["entry"]), warn) if up.get("entry") else []
-        if not records:
-            status = up.get("status", "missing")
-            reason = up.get("reason") or ("produced no records" if status == "ok" else "")
-            rows.append(row_of(name, {"status": "error" if status == "ok" else status, "reason": reason}, tags))
-        rows.extend(row_of(name, rec, tags) for rec in records)
-    return rows
+def csv_text(upstreams: list[Upstream]) -> str:
+    """One row per record; an upstream with no records gets one row carrying its status and reason."""
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    for u in upstreams:
+        if not u.records:
+            status = "error" if u.status == "ok" else u.status
+            reason = u.reason or ("produced no records" if u.status == "ok" else "")
+            rec = Rec(u.name, u.name, "", "", status=status, reason=reason, tags=u.tags)
+            writer.writerow(row_of(rec))
+        writer.writerows(row_of(r) for r in u.records)
+    return buf.getvalue()
+
+
+def write(out: Path, name: str, text: str) -> None:
+    (out / name).write_text(text, encoding="utf-8", newline="\n")
 
 
 def main() -> int:
     out = Path(os.environ.get("ORCH_OUT", "."))
-    upstreams = json.loads(Path(os.environ["ORCH_UPSTREAMS"]).read_text())
+    src = os.environ.get("ORCH_UPSTREAMS")
+    if not src:
+        print("combine: ORCH_UPSTREAMS is not set; the orchestrator sets it to the upstreams JSON file", file=sys.stderr)
+        return 2
     warnings: list[str] = []
-    rows = collect(upstreams, warnings.append)
-    with open(out / "latency.csv", "w", newline="", encoding="utf-8") as f:
-        writer = csv.DictWriter(f, fieldnames=COLUMNS)
-        writer.writeheader()
-        writer.writerows(rows)
+    try:
+        upstreams = load_upstreams(Path(src), warnings.append)
+    except (OSError, ValueError) as exc:
+        print(f"combine: {src}: cannot read the upstreams file ({exc})", file=sys.stderr)
+        return 2
+    model = build(upstreams, os.environ.get("ORCH_BASELINE") or DEFAULT_BASELINE)
+    charts = [report_charts.latency(model), report_charts.throughput(model), report_charts.speedup(model)]
+    write(out, "latency.csv", csv_text(upstreams))
+    for chart in charts:
+        write(out, f"{chart.name}.svg", report_svg.render(chart))
+    write(out, "report.html", report_html.page(model, charts, warnings))
+    write(out, "summary.txt", report_text.summary(model, len(warnings)))
     for w in warnings:
         print(f"warning: {w}", file=sys.stderr)
-    (out / "warnings.txt").write_text("".join(w + "\n" for w in warnings))
-    print(f"combined {len(rows)} rows from {len(upstreams)} jobs into {out / 'latency.csv'}")
+    write(out, "warnings.txt", "".join(w + "\n" for w in warnings))
+    rows = sum(max(len(u.records), 1) for u in upstreams)
+    print(f"combined {rows} rows from {len(upstreams)} jobs into {out / 'latency.csv'}, "
+          f"{len(model.series)} impls charted in {out / 'report.html'}")
     return 0
 
 

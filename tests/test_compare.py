@@ -1,0 +1,101 @@
+"""compare A B: a real 20% slowdown on many raw samples is flagged (exit 1); two draws of one distribution are not."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from orchestrator.compare import compare, mann_whitney
+from orchestrator.errors import UserError
+
+REPO = Path(__file__).resolve().parents[1]
+IMPLS = ("torch_flash", "torch_cudnn", "flash_attn2")
+WORKLOADS = (("flux_L128", 0.055), ("flux_L512", 0.085))
+
+
+def write_results(folder: Path, seed: int, slow: dict | None = None, n: int = 200, finished: str = "2025-06-01T10:00:00"):
+    """One artifact folder per impl (results.jsonl + manifest.json); slow maps (impl, workload) -> factor."""
+    rng = random.Random(seed)
+    for impl in IMPLS:
+        entry = folder / impl / f"key{seed}"
+        entry.mkdir(parents=True)
+        lines = []
+        for wl, p50 in WORKLOADS:
+            factor = (slow or {}).get((impl, wl), 1.0)
+            raw = [round(p50 * factor * rng.lognormvariate(0, 0.03), 6) for _ in range(n)]
+            lat = {"p50": sorted(raw)[n // 2], "raw": raw, "reps": n, "mode": "cuda_event"}
+            lines.append(json.dumps({"impl": impl, "wl": {"name": wl}, "lat_ms": lat, "ok": True, "status": "ok"}))
+        lines.append(json.dumps({"impl": impl, "wl": {"name": "skipped_wl"}, "status": "skipped", "reason": "x"}))
+        (entry / "results.jsonl").write_text("\n".join(lines) + "\n")
+        (entry / "manifest.json").write_text(json.dumps({"name": impl, "finished": finished}))
+    return folder
+
+
+def run(a, b, **kw) -> tuple[int, str]:
+    buf = io.StringIO()
+    return compare(a, b, out=buf, **kw), buf.getvalue()
+
+
+def test_mann_whitney_matches_the_normal_approximation_with_tie_correction():
+    assert mann_whitney([1, 2, 3], [4, 5, 6]) == pytest.approx(0.0808556, abs=1e-6)
+    assert mann_whitney([1, 1, 2, 3, 3], [2, 3, 3, 4, 4, 5]) == pytest.approx(0.0598090, abs=1e-6)
+    assert mann_whitney([2.0] * 5, [2.0] * 7) == 1.0
+
+
+def test_a_real_20_percent_slowdown_is_flagged_and_exits_1(tmp_path):
+    a = write_results(tmp_path / "a", seed=1)
+    b = write_results(tmp_path / "b", seed=2, slow={("torch_cudnn", "flux_L512"): 1.2})
+    code, text = run(a, b)
+    assert code == 1
+    flagged = [line for line in text.splitlines() if "SLOWER" in line]
+    assert len(flagged) == 1 and flagged[0].startswith("torch_cudnn") and "flux_L512" in flagged[0]
+    assert "6 compared, 1 regression(s)" in text
+
+
+def test_two_draws_of_the_same_distribution_exit_0(tmp_path):
+    a = write_results(tmp_path / "a", seed=1)
+    b = write_results(tmp_path / "b", seed=2)
+    code, text = run(a, b)
+    assert code == 0, text
+    assert "SLOWER" not in text and "0 regression(s)" in text
+
+
+def test_a_slowdown_below_the_threshold_or_too_noisy_is_not_a_regression(tmp_path):
+    a = write_results(tmp_path / "a", seed=1, n=8)
+    b = write_results(tmp_path / "b", seed=2, n=8, slow={("torch_flash", "flux_L128"): 1.03})
+    assert run(a, b)[0] == 0
+    assert run(a, b, threshold=0.01, alpha=1e-9)[0] == 0  # significant at no sane alpha with 8 samples
+
+
+def test_a_combine_folder_reads_its_upstreams_and_the_newest_run_wins(tmp_path):
+    artifacts = write_results(tmp_path / "artifacts", seed=1)
+    write_results(tmp_path / "artifacts", seed=3, slow={("flash_attn2", "flux_L128"): 1.25}, finished="2025-06-02T00:00:00")
+    combine = tmp_path / "artifacts" / "combine" / "ckey"
+    combine.mkdir(parents=True)
+    doc = {i: {"status": "ok", "entry": str(artifacts / i / "key1")} for i in IMPLS}
+    (combine / "upstreams.json").write_text(json.dumps(doc))
+    code, text = run(combine, artifacts)  # A: the run combine saw; B: the whole tree, where seed 3 is newer
+    assert code == 1 and "flash_attn2: results of 2 runs" in text
+    assert [line.split()[0] for line in text.splitlines() if "SLOWER" in line] == ["flash_attn2"]
+
+
+def test_a_folder_without_results_is_a_one_line_user_error(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(UserError, match="no measured result records"):
+        run(write_results(tmp_path / "a", seed=1), tmp_path / "empty")
+    with pytest.raises(UserError, match="not a folder"):
+        run(tmp_path / "nope", tmp_path / "empty")
+
+
+def test_importing_compare_is_cheap():
+    code = "import sys, orchestrator.compare as c; print(sorted(m for m in ('statistics', 'numpy', 'scipy') if m in sys.modules))"
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    assert out.stdout.strip() == "[]"
