@@ -43,4 +43,8 @@ class Context:
         return self._uv[0]
 
     def base_key(self) -> dict | None:
-        return self.base.key_input() if self.base is not None else None
+        """Host mode: the base's packages, plus the wheel files a layer may draw on (they decide its contents)."""
+        if self.base is None:
+            return None
+        wheels = sorted(p.name for wh in self.wheelhouses for p in wh.glob("*.whl"))
+        return {**self.base.key_input(), "wheelhouse": wheels}
