@@ -6,7 +6,7 @@ import os
 import shutil
 
 from orchestrator.context import Context
-from orchestrator.discover import Job
+from orchestrator.discover import Job, topo_order
 from orchestrator.store import FAILED, LATEST, LOCKS, STAGING
 
 
@@ -38,7 +38,7 @@ def clean(ctx: Context, jobs: dict[str, Job], everything: bool) -> int:
         return 0
     keep: set[tuple[str, str]] = set()
     if not everything and jobs:
-        plans = plan(ctx, jobs, list(jobs), create_locks=False)
+        plans = plan(ctx, jobs, topo_order(jobs), create_locks=False)
         keep = {(n, p.key) for n, p in plans.items()}
     removed = 0
     staging = store.root / STAGING

@@ -50,6 +50,8 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=text)
         _common(p)
         p.add_argument("name")
+    p = sub.add_parser("verify", help="check every cache entry against its manifest's sha256; exit 1 if any is damaged")
+    p.add_argument("--artifacts", type=Path, default=Path("artifacts"), help="result cache (default: artifacts/)")
     p = sub.add_parser("lock", help="refresh lock files")
     _common(p)
     p.add_argument("names", nargs="*")

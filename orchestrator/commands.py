@@ -217,6 +217,14 @@ def cmd_reproduce(args) -> int:
     return 0
 
 
+def cmd_verify(args) -> int:
+    checked, problems = Store(args.artifacts.resolve()).verify_all()
+    for folder, problem in problems:
+        print(f"damaged {folder}: {problem}")
+    print(f"{checked} entries checked, {len(problems)} damaged" + (" (they are ignored, and their jobs rerun)" if problems else ""))
+    return 1 if problems else 0
+
+
 def cmd_lock(args) -> int:
     from orchestrator.locks import write_lock
     from orchestrator.uvtool import find_uv

@@ -13,9 +13,9 @@ from pathlib import Path
 from orchestrator.context import Context
 from orchestrator.envs import Env, ensure_env, env_for, pins_of
 from orchestrator.executor import Launch
-from orchestrator.hashing import sha256_file
 from orchestrator.plan import Planned, stage_settings
-from orchestrator.store import LOGS, RESERVED, Manifest
+from orchestrator.outputs import check_outputs, hash_outputs
+from orchestrator.store import Manifest
 
 SKIP_EXIT = 77  # a script's "cannot run here" (the automake convention); reason in skipped.txt
 SKIP_FILE = "skipped.txt"
@@ -123,10 +123,10 @@ class JobRunner:
             status, reason = "skipped", _skip_reason(out, logs)
         else:
             return self._failed(p, staging, finished.describe(), finished.duration)
-        problem = _check_outputs(out, keep={UPSTREAMS_FILE} if upstreams_doc is not None else set())
+        problem = check_outputs(out, keep={UPSTREAMS_FILE} if upstreams_doc is not None else set())
         if problem:
             return self._failed(p, staging, problem, finished.duration)
-        files = _hash_outputs(out, logs)
+        files = hash_outputs(out, logs)
         manifest = Manifest(
             name=p.job.name, key=p.key, inputs=p.inputs, status=status, reason=reason,
             started=finished.started, finished=finished.finished, returncode=finished.returncode,
@@ -151,7 +151,7 @@ class JobRunner:
         now = time.time()
         manifest = Manifest(
             name=p.job.name, key=p.key, inputs=p.inputs, status="skipped", reason=p.preskip, started=now,
-            finished=now, returncode=SKIP_EXIT, files=_hash_outputs(out, staging / "logs"), packages=[],
+            finished=now, returncode=SKIP_EXIT, files=hash_outputs(out, staging / "logs"), packages=[],
             device=self.ctx.device.to_json(), reproduce="", runner={"executor": "none"},
         )
         entry = self.ctx.store.commit(staging, manifest, replace=True)
@@ -181,29 +181,3 @@ def _tail(path: Path, n: int = 20) -> str:
     except OSError:
         return ""
     return "\n".join(lines[-n:])
-
-
-def _check_outputs(out: Path, keep: set[str]) -> str | None:
-    """Outputs must be plain files inside the folder: no links (which could point outside) and no reserved names."""
-    for name in os.listdir(out):
-        if name in RESERVED and name not in keep:
-            return f"output {name!r} uses a name the orchestrator reserves"
-    for dirpath, dirnames, filenames in os.walk(out):
-        for fname in dirnames + filenames:
-            path = Path(dirpath, fname)
-            if path.is_symlink():
-                return f"output {path.relative_to(out)} is a symbolic link; outputs must be plain files"
-            if not (path.is_dir() or path.is_file()):
-                return f"output {path.relative_to(out)} is not a regular file"
-    return None
-
-
-def _hash_outputs(out: Path, logs: Path) -> dict[str, str]:
-    files = {}
-    for dirpath, _, filenames in os.walk(out):
-        for fname in filenames:
-            path = Path(dirpath, fname)
-            files[str(path.relative_to(out))] = sha256_file(path)
-    for path in sorted(logs.iterdir()) if logs.is_dir() else []:
-        files[f"{LOGS}/{path.name}"] = sha256_file(path)
-    return dict(sorted(files.items()))

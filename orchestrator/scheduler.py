@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import tempfile
 import threading
@@ -158,13 +159,15 @@ class Scheduler:
             gpu_ids = (dev,) if kind == "device" and dev != HOST_SLOT else ()
             ups = {u: self.results[u].entry for u in p.job.needs if self.results[u].entry is not None}
             doc = self._upstreams_doc(p) if p.job.stage else None
-            if kind == "device":
-                self.progress.set(p.job.name, "waiting", f"for device {dev}")
-                with FileLock(str(device_lock_path(dev))):
+            env = self.envs[p.job.name].result()
+            with store.reading([(u, self.results[u].key) for u in ups]), contextlib.ExitStack() as held:
+                if kind == "device":
+                    self.progress.set(p.job.name, "waiting", f"for device {dev}")
+                    held.enter_context(FileLock(str(device_lock_path(dev))))
                     self.progress.set(p.job.name, "running", f"on GPU {dev}" if gpu_ids else "")
-                    return self.runner.run(p, self.envs[p.job.name].result(), ups, gpu_ids, doc)
-            self.progress.set(p.job.name, "running")
-            return self.runner.run(p, self.envs[p.job.name].result(), ups, gpu_ids, doc)
+                else:
+                    self.progress.set(p.job.name, "running")
+                return self.runner.run(p, env, ups, gpu_ids, doc)
 
     def _upstreams_doc(self, p: Planned) -> dict:
         """What a stage is told about each upstream, failed ones included (they have no artifact folder)."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import shutil
@@ -85,6 +87,27 @@ class Store:
                 bad.append(rel)
         return bad
 
+    def verify_all(self) -> tuple[int, list[tuple[Path, str]]]:
+        """Check every committed entry against its manifest: (entries checked, [(folder, problem)])."""
+        checked, problems = 0, []
+        for job_dir in sorted(self.root.iterdir()) if self.root.is_dir() else []:
+            if job_dir.name.startswith(".") or job_dir.is_symlink() or not job_dir.is_dir():
+                continue
+            for folder in self.entries(job_dir.name):
+                checked += 1
+                try:
+                    manifest = Manifest.from_json(json.loads((folder / MANIFEST).read_text()))
+                except (OSError, ValueError, TypeError) as exc:
+                    problems.append((folder, f"manifest unreadable: {exc}"))
+                    continue
+                if manifest.key != folder.name or manifest.name != job_dir.name:
+                    problems.append((folder, "manifest names another job or key"))
+                    continue
+                bad = self.damaged_files(folder, manifest)
+                if bad:
+                    problems.append((folder, f"files differ from their manifest sha256: {', '.join(bad)}"))
+        return checked, problems
+
     def entries(self, name: str) -> list[Path]:
         folder = self.root / name
         return sorted(p for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []
@@ -100,6 +123,20 @@ class Store:
         d = self.root / LOCKS
         d.mkdir(parents=True, exist_ok=True)
         return d / f"{name}-{key[:32]}.lock"
+
+    @contextlib.contextmanager
+    def reading(self, entries: list[tuple[str, str]]):
+        """Hold shared locks on entries a running job reads, so `clean` (exclusive, non-blocking) leaves them be."""
+        fds = []
+        try:
+            for name, key in entries:
+                fd = os.open(self.lock_path(name, key), os.O_RDWR | os.O_CREAT, 0o644)
+                fds.append(fd)
+                fcntl.flock(fd, fcntl.LOCK_SH)
+            yield
+        finally:
+            for fd in fds:
+                os.close(fd)
 
     def commit(self, staging: Path, manifest: Manifest, replace: bool = False) -> Path:
         """Move staging/out (plus logs and manifest) to its entry; an existing valid entry wins unless replace."""
