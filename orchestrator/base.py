@@ -111,9 +111,11 @@ class Base:
                 provided.append(f"{name}=={have}")
                 continue
             pin = pins.get(name)
-            want = f"{name}=={pin}" if pin and req.specifier.contains(pin, prereleases=True) else f"{name}{req.specifier}"
+            extras = f"[{','.join(sorted(req.extras))}]" if req.extras else ""  # followed by the layer's closure
+            pinned = bool(pin and req.specifier.contains(pin, prereleases=True))
+            want = f"{name}{extras}=={pin}" if pinned else f"{name}{extras}{req.specifier}"
             if ctx.offline:
-                spec = SpecifierSet(f"=={pin}") if want.startswith(f"{name}==") and pin else req.specifier
+                spec = SpecifierSet(f"=={pin}") if pinned else req.specifier
                 found = [v for v, _ in wheels.get(name, []) if spec.contains(v, prereleases=True)]
                 if not found:
                     seen = ", ".join(v for v, _ in wheels.get(name, [])) or "none"

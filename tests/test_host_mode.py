@@ -51,7 +51,9 @@ def host(tmp_path, envs_dir):
     basepkg = make_wheel(wheels, "basepkg", "1.0", {"basepkg/__init__.py": "VERSION = '1.0'\n"})
     house = tmp_path / "wheelhouse"
     house.mkdir()
-    make_wheel(house, "extrapkg", "2.0", {"extrapkg/__init__.py": "VERSION = '2.0'\n"}, requires=("basepkg>=1",))
+    make_wheel(house, "extrapkg", "2.0", {"extrapkg/__init__.py": "VERSION = '2.0'\n"},
+               requires=("basepkg>=1", 'fastdep>=1; extra == "fast"'))
+    make_wheel(house, "fastdep", "1.1", {"fastdep.py": "VERSION = '1.1'\n"})
     make_wheel(house, "pthpkg", "0.1", {"pthpkg.pth": "pthpkg_dir\n", "pthpkg_dir/hidden_mod.py": "WHERE = 'via .pth'\n"})
     base = make_base(tmp_path / "base", [basepkg])
     tree = Tree(tmp_path / "checkout", tmp_path / "artifacts", envs_dir)
@@ -81,6 +83,15 @@ def test_layered_impl_runs_offline_and_sees_base_version(host):
     assert "basepkg==1.0 (base)" in manifest["packages"]
     assert "extrapkg==2.0 (wheelhouse)" in manifest["packages"]
     assert not (tree.impls / "both" / "bench.lock.txt").exists()  # host mode neither needs nor writes a lock
+
+
+def test_requested_extras_bring_their_dependencies_into_the_layer(host):
+    tree, base, house, _ = host
+    tree.add_impl("extras", "import os, fastdep\nopen(os.path.join(os.environ['ORCH_OUT'], 'v.txt'), 'w').write(fastdep.VERSION)\n",
+                  deps='["extrapkg[fast]==2.0"]')
+    out = tree.run("extras", extra=["--no-combine", *host_args(base, house)])
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert (next((tree.artifacts / "extras").iterdir()) / "v.txt").read_text() == "1.1"
 
 
 def test_conflicting_pin_is_not_run_and_names_both_versions(host):

@@ -1,0 +1,40 @@
+# /// script
+# requires-python = ">=3.10"
+# dependencies = ["attnbench-harness", "torch>=2.5", "numpy"]
+#
+# [tool.uv.sources]
+# attnbench-harness = { path = "../../shared", editable = true }
+#
+# [tool.orchestrator]
+# gpu = true
+# requires = ["cuda"]
+# timeout = 1800
+# tags = { family = "flash-attn", backend = "flash-attn-2", compile = "none" }
+# ///
+"""FlashAttention-2 from the `flash-attn` package (flash_attn_func, canonical (B, S, H, D) layout, native GQA).
+
+`flash-attn` is deliberately not in `dependencies`: PyPI has only its source distribution, whose build
+needs the CUDA toolkit and the env's torch at build time (uv's isolated build cannot do it), so listing
+it would stop the env from being built at all. Where a flash-attn wheel matching the env's torch has been
+installed into this impl's env (`uv pip install flash-attn==2.8.3 --no-build-isolation`, or a prebuilt
+wheel) it runs; otherwise the impl is skipped with the import error as the reason.
+"""
+
+import attnbench
+
+
+def attend(q, k, v, causal):
+    from flash_attn import flash_attn_func
+
+    return flash_attn_func(q, k, v, causal=causal)
+
+
+def check():
+    torch = attnbench.require("torch")
+    attnbench.require("flash_attn")
+    x = torch.randn(1, 128, 2, 64, device="cuda", dtype=torch.bfloat16)
+    attnbench.probe(lambda: attend(x, x, x, False), "flash-attn cannot run here")
+
+
+if __name__ == "__main__":
+    raise SystemExit(attnbench.run(attend, check=check))

@@ -1,0 +1,61 @@
+"""Gather one machine's committed results (several suites per impl) into a results folder, then combine them.
+
+    python scripts/collect_results.py ARTIFACTS DEST     # e.g. artifacts results/h100
+
+Per impl, every committed entry's `*.jsonl` is copied as `DEST/<impl>/<suite>.jsonl` with its manifest as
+`manifest.<suite>.json` (the newest also as `manifest.json`); then the combine stage runs over those folders,
+writing latency.csv, the SVGs, report.html and summary.txt into DEST. Paths inside DEST are relative.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+COMBINE = REPO / "orchestrator" / "stages" / "combine.py"
+
+
+def collect(artifacts: Path, dest: Path) -> dict:
+    upstreams = {}
+    for job in sorted(p for p in artifacts.iterdir() if p.is_dir() and not p.is_symlink()):
+        if job.name.startswith(".") or job.name == "combine":
+            continue
+        manifests = []
+        for entry in sorted(p for p in job.iterdir() if (p / "manifest.json").is_file()):
+            manifest = json.loads((entry / "manifest.json").read_text())
+            suite = manifest["inputs"]["workloads"]["name"]
+            out = dest / job.name
+            out.mkdir(parents=True, exist_ok=True)
+            for jsonl in sorted(entry.glob("*.jsonl")):
+                name = f"{suite}.jsonl" if jsonl.name == "results.jsonl" else f"{suite}.{jsonl.name}"
+                shutil.copyfile(jsonl, out / name)
+            (out / f"manifest.{suite}.json").write_text(json.dumps(manifest, indent=1, sort_keys=True))
+            manifests.append(manifest)
+        if not manifests:
+            continue
+        newest = max(manifests, key=lambda m: m["finished"])
+        (dest / job.name / "manifest.json").write_text(json.dumps(newest, indent=1, sort_keys=True))
+        ok = [m for m in manifests if m["status"] == "ok"]
+        first = next(iter(sorted((dest / job.name).glob("*.jsonl"))), None)
+        tags = json.loads(first.read_text().splitlines()[0]).get("tags", {}) if first else {}
+        upstreams[job.name] = {"status": "ok" if ok else newest["status"], "reason": "" if ok else newest["reason"],
+                               "key": newest["key"], "cached": True, "entry": job.name, "tags": tags, "log_tail": ""}
+    return upstreams
+
+
+def main() -> int:
+    artifacts, dest = Path(sys.argv[1]).resolve(), Path(sys.argv[2]).resolve()
+    dest.mkdir(parents=True, exist_ok=True)
+    upstreams = collect(artifacts, dest)
+    (dest / "upstreams.json").write_text(json.dumps(upstreams, indent=1, sort_keys=True))
+    env = dict(os.environ, ORCH_OUT=str(dest), ORCH_UPSTREAMS=str(dest / "upstreams.json"))
+    return subprocess.run([sys.executable, str(COMBINE)], cwd=dest, env=env).returncode
+
+
+if __name__ == "__main__":
+    sys.exit(main())

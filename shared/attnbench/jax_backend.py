@@ -1,0 +1,178 @@
+"""The JAX side of a run: the same inputs and checks as torch, timed the way JAX allows.
+
+JAX exposes no CUDA events. A rep is timed on the host clock from dispatch until the last result is
+ready (block_until_ready), over enough work that one dispatch and one wake-up are under 1% of it:
+- xla-batch (preferred): fn is traced into ONE jitted program that calls it once on each of several copies
+  of the inputs. The calls run back to back on the device with no host gaps (JAX's analogue of a CUDA
+  graph of many calls), XLA cannot merge them (distinct operands), and the copies together exceed
+  FLUSH_BYTES (over twice the L2 of an H100/H200), so each call reads its inputs from memory, not L2.
+  The program is launched a few times per rep; latency = rep time / calls.
+- host-batch (fallback, when fn cannot be traced into a larger program): the same, one dispatch per call.
+Peak memory is XLA's own account of fn compiled alone (temporary buffers + output).
+"""
+from __future__ import annotations
+
+import gc
+import math
+import time
+from typing import Any, Callable
+
+from attnbench import envinfo, peak
+from attnbench.accuracy import Accuracy, judge
+from attnbench.errors import one_line
+from attnbench.inputs import host_qkv
+from attnbench.record import Env
+from attnbench.suite import Workload
+from attnbench.torch_timing import RepTimer
+
+FLUSH_BYTES = 128 << 20
+MAX_COPIES = 16
+MIN_CALLS = 4  # input copies at least: never two calls on the same buffers in a program
+TARGET_REP_S = 0.005  # a rep lasts about this long, so one dispatch and one wake-up are <1% of it
+REF_BUDGET = {"gpu": 512 << 20, "cpu": 64 << 20}
+
+
+class JaxBackend:
+    """Runs JAX impls on the first GPU JAX sees, else on its CPU device."""
+
+    framework = "jax"
+
+    def __init__(self, jax, device):
+        self.jax = jax
+        self.device = device
+
+    @classmethod
+    def create(cls) -> "JaxBackend":
+        import jax
+
+        gpus = [d for d in jax.devices() if d.platform == "gpu"]
+        return cls(jax, gpus[0] if gpus else jax.devices("cpu")[0])
+
+    @property
+    def has_cuda(self) -> bool:
+        return self.device.platform == "gpu"
+
+    def env(self, extra_packages: tuple[str, ...] = ()) -> Env:
+        cc = getattr(self.device, "compute_capability", None)
+        return Env(
+            device=self.device.device_kind if self.has_cuda else envinfo.cpu_name(),
+            sm=str(cc) if cc and self.has_cuda else None,
+            driver=envinfo.nvidia_driver() if self.has_cuda else None,
+            cuda=None, torch=None, python=envinfo.python_version(),
+            packages=envinfo.package_versions(extra_packages),
+        )
+
+    def peak_tflops(self) -> float | None:
+        if not self.has_cuda:
+            return None
+        return peak.peak_tflops(self.device.device_kind, lambda: peak.measure_jax(self.device))
+
+    def inputs(self, wl: Workload) -> tuple:
+        jnp = self.jax.numpy
+        return tuple(self.jax.device_put(x, self.device).astype(getattr(jnp, wl.dtype)) for x in host_qkv(wl))
+
+    def reference(self, q, k, v, wl: Workload):
+        """fp32 attention at HIGHEST matmul precision (no TF32), a block of query rows at a time.
+
+        One program serves every block (q is padded to whole blocks), compiled with GEMM autotuning off:
+        autotuning fp32 GEMMs costs seconds per shape and buys nothing for a reference.
+        """
+        jax, jnp = self.jax, self.jax.numpy
+        b, s, h, d = q.shape
+        group = h // k.shape[2]
+        kf = jnp.repeat(k.astype(jnp.float32), group, axis=2)
+        vf = jnp.repeat(v.astype(jnp.float32), group, axis=2)
+        rows = min(s, max(1, REF_BUDGET.get(self.device.platform, REF_BUDGET["cpu"]) // (b * h * s * 4)))
+        blocks = math.ceil(s / rows)
+        qf = jnp.pad(q.astype(jnp.float32), ((0, 0), (0, blocks * rows - s), (0, 0), (0, 0)))
+
+        def block(qb, kb, vb, start):  # k and v are arguments, not constants baked into the program
+            scores = jnp.einsum("bqhd,bkhd->bhqk", qb, kb, precision=jax.lax.Precision.HIGHEST) / math.sqrt(d)
+            if wl.causal:
+                qi = start + jnp.arange(rows)
+                scores = jnp.where(jnp.arange(s)[None, :] > qi[:, None], -jnp.inf, scores)
+            p = jax.nn.softmax(scores, axis=-1)
+            return jnp.einsum("bhqk,bkhd->bqhd", p, vb, precision=jax.lax.Precision.HIGHEST)
+
+        lowered = jax.jit(block).lower(qf[:, :rows], kf, vf, 0)
+        try:
+            run = lowered.compile(compiler_options={"xla_gpu_autotune_level": 0} if self.has_cuda else None)
+        except Exception:  # an XLA that does not take the option: autotune then
+            run = lowered.compile()
+        parts = [run(qf[:, i * rows : (i + 1) * rows], kf, vf, i * rows) for i in range(blocks)]
+        return jax.block_until_ready(jnp.concatenate(parts, axis=1)[:, :s])
+
+    def check(self, out, ref, tol: float) -> Accuracy:
+        jnp = self.jax.numpy
+        if not hasattr(out, "shape") or not hasattr(out, "dtype"):
+            raise TypeError(f"impl returned {type(out).__name__}, expected an array (B, S, H, D)")
+        if tuple(out.shape) != tuple(ref.shape):
+            raise ValueError(f"output shape {tuple(out.shape)} != expected {tuple(ref.shape)} (B, S, H, D)")
+        o = jnp.asarray(out).astype(jnp.float32)
+        diff = o - ref
+        finite = bool(jnp.isfinite(o).all())
+        den = float(jnp.linalg.norm(ref.ravel()))
+        rel = float(jnp.linalg.norm(diff.ravel())) / den if den else math.inf
+        return judge(float(jnp.abs(diff).max()), rel, finite, tol)
+
+    def sync(self) -> None:
+        """Nothing to wait for: every call below blocks until its result is ready."""
+
+    def first_call(self, fn: Callable, args: tuple) -> tuple[Any, float]:
+        t0 = time.perf_counter()
+        out = self.jax.block_until_ready(fn(*args))
+        return out, (time.perf_counter() - t0) * 1e3
+
+    def call(self, fn: Callable, args: tuple) -> Any:
+        return self.jax.block_until_ready(fn(*args))
+
+    def peak_bytes(self, fn: Callable, args: tuple) -> int | None:
+        """Temporary + output bytes of fn compiled as one XLA program (its buffer assignment); None if untraceable."""
+        jax = self.jax
+        static = [i for i, a in enumerate(args) if not isinstance(a, jax.Array)]
+        try:
+            stats = jax.jit(fn, static_argnums=static).lower(*args).compile().memory_analysis()
+            return int(stats.temp_size_in_bytes + stats.output_size_in_bytes)
+        except Exception:  # not traceable, or the backend keeps no account: null is the honest answer
+            return None
+
+    def timer(self, fn: Callable, args: tuple, graph_safe: bool) -> RepTimer:
+        """xla-batch: one jitted program calling fn on each input copy; host-batch (a call per copy) if untraceable."""
+        jax = self.jax
+        slots = [i for i, a in enumerate(args) if isinstance(a, jax.Array)]
+        nbytes = sum(args[i].size * args[i].dtype.itemsize for i in slots) or 1
+        copies = min(MAX_COPIES, max(MIN_CALLS, math.ceil(FLUSH_BYTES / nbytes)))
+        sets = [[args[i] for i in slots]] + [[jax.numpy.copy(args[i]) for i in slots] for _ in range(copies - 1)]
+
+        def call(arrays):
+            full = list(args)
+            for i, a in zip(slots, arrays):
+                full[i] = a
+            return fn(*full)
+
+        note = None
+        try:  # distinct inputs per call, so XLA can neither merge the calls nor serve them from L2
+            batch = jax.jit(lambda all_sets: [call(arrays) for arrays in all_sets])
+            jax.block_until_ready(batch(sets))
+            mode, calls, launch = "xla-batch", copies, (lambda i: batch(sets))
+        except Exception as exc:
+            note = f"fn cannot be traced into one program, timed per dispatched call: {one_line(exc)}"
+            mode, calls, launch = "host-batch", 1, (lambda i: call(sets[i % copies]))
+        t0 = time.perf_counter()
+        jax.block_until_ready(launch(0))
+        launches = max(copies if calls == 1 else 1, math.ceil(TARGET_REP_S / max(time.perf_counter() - t0, 1e-6)))
+
+        def run(n: int) -> list[float]:
+            times = []
+            for _ in range(n):
+                t0 = time.perf_counter()
+                for i in range(launches):
+                    out = launch(i)
+                jax.block_until_ready(out)
+                times.append((time.perf_counter() - t0) * 1e3 / (launches * calls))
+            return times
+
+        return RepTimer(mode, run, note=note, keep=sets)
+
+    def release(self) -> None:
+        gc.collect()

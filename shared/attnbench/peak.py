@@ -1,0 +1,104 @@
+"""The device's measured bf16 matrix rate (TFLOP/s), the denominator of `pct_peak`.
+
+Measured once per device name with an 8192³ bf16 matmul on random data and cached in a small JSON file
+under the user cache dir ($ATTNBENCH_CACHE_DIR, else $XDG_CACHE_HOME/attnbench, else ~/.cache/attnbench),
+so every impl, whatever its framework, divides by the same number.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+
+N = 8192
+BATCHES = 3
+CALLS = 20
+
+
+def cache_file() -> Path:
+    base = os.environ.get("ATTNBENCH_CACHE_DIR")
+    if not base:
+        xdg = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+        base = os.path.join(xdg, "attnbench")
+    return Path(base) / "peak_bf16_tflops.json"
+
+
+def cached(device: str, path: Path | None = None) -> float | None:
+    path = path or cache_file()
+    try:
+        entry = json.loads(path.read_text()).get(device)
+    except (OSError, ValueError, AttributeError):
+        return None
+    return float(entry["tflops"]) if isinstance(entry, dict) and "tflops" in entry else None
+
+
+def store(device: str, tflops: float, how: str, path: Path | None = None) -> None:
+    """Add one device's rate to the cache file (atomic replace; a failure to write only loses the cache)."""
+    path = path or cache_file()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, ValueError):
+            data = {}
+        data[device] = {"tflops": round(tflops, 1), "how": how, "measured": time.strftime("%Y-%m-%dT%H:%M:%S")}
+        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+        with os.fdopen(fd, "w") as fh:
+            json.dump(data, fh, indent=1, sort_keys=True)
+        os.replace(tmp, path)
+    except OSError:
+        pass
+
+
+def peak_tflops(device: str, measure) -> float:
+    """The cached rate for `device`, else `measure()` (TFLOP/s), cached for next time."""
+    value = cached(device)
+    if value is None:
+        value = measure()
+        store(device, value, f"{N}^3 bf16 matmul, best of {BATCHES} batches of {CALLS}")
+    return value
+
+
+def measure_torch(device) -> float:
+    """bf16 N³ matmul rate with CUDA events around batches of back-to-back calls; the best batch wins."""
+    import torch
+
+    gen = torch.Generator(device=device).manual_seed(0)
+    a = torch.randn(N, N, device=device, dtype=torch.bfloat16, generator=gen)
+    b = torch.randn(N, N, device=device, dtype=torch.bfloat16, generator=gen)
+    for _ in range(3):
+        a @ b
+    best = float("inf")
+    for _ in range(BATCHES):
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        for _ in range(CALLS):
+            a @ b
+        end.record()
+        end.synchronize()
+        best = min(best, start.elapsed_time(end) / CALLS)
+    return 2 * N**3 / (best * 1e-3) / 1e12
+
+
+def measure_jax(device) -> float:
+    """Same measurement through JAX: host clock around batches of dispatched calls, blocked on the last."""
+    import jax
+    import jax.numpy as jnp
+
+    ka, kb = jax.random.split(jax.random.PRNGKey(0))
+    a = jax.device_put(jax.random.normal(ka, (N, N), dtype=jnp.bfloat16), device)
+    b = jax.device_put(jax.random.normal(kb, (N, N), dtype=jnp.bfloat16), device)
+    mm = jax.jit(jnp.matmul)
+    for _ in range(3):
+        mm(a, b).block_until_ready()
+    best = float("inf")
+    for _ in range(BATCHES):
+        t0 = time.perf_counter()
+        for _ in range(CALLS):
+            out = mm(a, b)
+        out.block_until_ready()
+        best = min(best, (time.perf_counter() - t0) * 1e3 / CALLS)
+    return 2 * N**3 / (best * 1e-3) / 1e12

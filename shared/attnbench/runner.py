@@ -1,0 +1,230 @@
+"""`run()`: the whole life of one impl's job, as a short pipeline.
+
+settings → backend → suite → skip? → per workload (inputs → reference → first call → check → warm-up →
+memory → timer → adaptive reps → record) → exit code. A workload that raises becomes an `error` record
+and the run goes on; an impl that cannot run here at all becomes `skipped` records and exit 77.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from attnbench import output, script
+from attnbench.accuracy import Accuracy, Tolerance, tolerance_for
+from attnbench.envinfo import package_versions, python_version
+from attnbench.errors import HarnessError, Skip, one_line
+from attnbench.record import Env, Record
+from attnbench.stats import median_stable, summarize
+from attnbench.suite import Suite, Workload, load_suite
+
+SKIP_EXIT = 77
+USER_ERROR_EXIT = 2
+
+
+@dataclass(frozen=True)
+class Options:
+    """How to call and measure the impl; see `run` for each field."""
+
+    prepare: Callable | None = None
+    finish: Callable | None = None
+    graph_safe: bool = True
+    tolerance: Tolerance = None
+    warmup_s: float | None = None
+    time_cap_s: float | None = None
+    rel_ci: float = 0.01
+    min_reps: int = 10
+    max_reps: int = 2000
+
+    def warmup(self, cuda: bool) -> float:
+        return self.warmup_s if self.warmup_s is not None else (0.2 if cuda else 0.05)
+
+    def time_cap(self, cuda: bool) -> float:
+        return self.time_cap_s if self.time_cap_s is not None else (2.0 if cuda else 0.5)
+
+
+def run(
+    fn: Callable,
+    *,
+    name: str | None = None,
+    tags: dict | None = None,
+    prepare: Callable | None = None,
+    finish: Callable | None = None,
+    graph_safe: bool = True,
+    tolerance: Tolerance = None,
+    requires_cuda: bool = True,
+    check: Callable[[], Any] | None = None,
+    framework: str = "torch",
+    packages: tuple[str, ...] = (),
+    **measure: Any,
+) -> int:
+    """Benchmark `fn` on every workload of the suite; write $ORCH_OUT/results.jsonl; return the exit code.
+
+    fn(*prepare(q, k, v, wl)) — or fn(q, k, v, causal) without prepare — returns the output; finish(out)
+    turns it into the canonical (B, S, H, D) layout for the check. prepare and finish are never timed.
+    check() raises Skip (or ImportError) when the impl cannot run here. tolerance: rel-L2 bound, a number
+    or {dtype: number}. measure: warmup_s, time_cap_s, rel_ci, min_reps, max_reps.
+    """
+    try:
+        opts = Options(prepare=prepare, finish=finish, graph_safe=graph_safe, tolerance=tolerance, **measure)
+        path = script.calling_script()
+        impl = script.impl_name(path, name)
+        tags = script.resolve_tags(path, tags)
+        out_dir = Path(os.environ.get("ORCH_OUT") or os.getcwd())
+        backend, reason = make_backend(framework)
+        suite = load_suite(os.environ.get("ORCH_WORKLOADS") or ("seed" if backend and backend.has_cuda else "smoke"))
+    except HarnessError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return USER_ERROR_EXIT
+    env = backend.env(tuple(packages)) if backend else bare_env(packages)
+    reason = reason or skip_reason(backend, requires_cuda, check)
+    if reason:
+        records = [Record(impl, wl, "skipped", tags, env, reason=reason) for wl in suite.workloads]
+        output.write_skipped(out_dir, records, reason)
+        print(f"{impl}: skipped: {reason}", file=sys.stderr)
+        return SKIP_EXIT
+    return run_suite(backend, fn, impl, tags, env, suite, opts, out_dir)
+
+
+def make_backend(framework: str):
+    """(backend, None), or (None, reason) when the framework cannot even be imported here."""
+    if framework not in ("torch", "jax"):
+        raise HarnessError(f"attnbench.run(framework={framework!r}): expected 'torch' or 'jax'")
+    try:
+        if framework == "jax":
+            from attnbench.jax_backend import JaxBackend as cls
+        else:
+            from attnbench.torch_backend import TorchBackend as cls
+        return cls.create(), None
+    except Exception as exc:
+        return None, f"{framework} is not usable here: {one_line(exc)}"
+
+
+def bare_env(packages) -> Env:
+    return Env(device="unknown", sm=None, driver=None, cuda=None, torch=None, python=python_version(),
+               packages=package_versions(tuple(packages)))
+
+
+def skip_reason(backend, requires_cuda: bool, check: Callable | None) -> str | None:
+    """Why this impl cannot run here at all, or None. ImportError from check counts as a missing package."""
+    if requires_cuda and not backend.has_cuda:
+        visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+        shown = f" (CUDA_VISIBLE_DEVICES={visible})" if visible is not None else ""
+        return f"requires CUDA; no CUDA device is visible{shown}"
+    if check is None:
+        return None
+    try:
+        check()
+    except Skip as exc:
+        return str(exc) or "skipped by the impl's check"
+    except ImportError as exc:
+        return f"package not importable here: {one_line(exc)}"
+    return None
+
+
+def run_suite(backend, fn, impl, tags, env, suite: Suite, opts: Options, out_dir: Path) -> int:
+    peak = None
+    try:
+        peak = backend.peak_tflops()
+    except Exception as exc:  # pct_peak stays null; the timings are still good
+        print(f"{impl}: could not measure the bf16 matmul peak: {one_line(exc)}", file=sys.stderr)
+    with output.ResultsWriter(out_dir) as results:
+        for wl in suite.workloads:
+            try:
+                record = measure(backend, fn, impl, tags, env, wl, opts, peak)
+            except Exception as exc:
+                traceback.print_exc(file=sys.stderr)
+                record = Record(impl, wl, "error", tags, env, reason=one_line(exc))
+            finally:
+                backend.release()
+            results.write(record)
+            print(output.summary_line(record), flush=True)
+    return 0
+
+
+def measure(backend, fn, impl: str, tags: dict, env: Env, wl: Workload, opts: Options, peak: float | None) -> Record:
+    """Measure one workload; raises whatever the impl raises (the caller turns it into an error record)."""
+    finish = opts.finish or (lambda out: out)
+    clock = Phases(f"{impl} {wl.name}")
+    q, k, v = backend.inputs(wl)
+    clock.mark("inputs")
+    ref = backend.reference(q, k, v, wl)  # before the impl runs: an impl that writes its inputs can't bend it
+    clock.mark("reference")
+    args = tuple(opts.prepare(q, k, v, wl)) if opts.prepare else (q, k, v, wl.causal)
+    out, compile_ms = backend.first_call(fn, args)
+    tol = tolerance_for(wl.dtype, opts.tolerance)
+    acc = backend.check(finish(out), ref, tol)
+    del out
+    clock.mark("prepare+first call+check")
+    warm_up(backend, fn, args, opts.warmup(backend.has_cuda))
+    peak_bytes = backend.peak_bytes(fn, args)
+    clock.mark("warm-up+memory")
+    timer = backend.timer(fn, args, opts.graph_safe)
+    if timer.note:
+        print(f"{impl} {wl.name}: {timer.note}", file=sys.stderr)
+    clock.mark(f"{timer.mode} setup")
+    raw = adaptive_reps(timer.run, opts, backend.has_cuda)
+    if timer.graph_out is not None:  # what the replays computed must be right too
+        acc = acc.worse(backend.check(finish(timer.graph_out), ref, tol))
+    clock.mark("reps")
+    clock.report()
+    lat = summarize(raw, timer.mode)
+    tflops = wl.flops / (lat.p50 * 1e-3) / 1e12 if lat.p50 > 0 else None
+    return Record(
+        impl, wl, "ok", tags, env, lat_ms=lat, compile_ms=compile_ms, peak_bytes=peak_bytes,
+        tflops=tflops, pct_peak=100.0 * tflops / peak if tflops and peak else None,
+        ok=acc.ok, err=acc, reason=None if acc.ok else verdict_reason(acc),
+    )
+
+
+class Phases:
+    """Wall time of each step of a workload, printed to stderr when ATTNBENCH_VERBOSE is set (where time goes)."""
+
+    def __init__(self, label: str):
+        self.label, self.t, self.spent = label, time.perf_counter(), []
+
+    def mark(self, name: str) -> None:
+        now = time.perf_counter()
+        self.spent.append(f"{name} {now - self.t:.2f}s")
+        self.t = now
+
+    def report(self) -> None:
+        if os.environ.get("ATTNBENCH_VERBOSE"):
+            print(f"{self.label}: " + ", ".join(self.spent), file=sys.stderr)
+
+
+def warm_up(backend, fn, args, seconds: float) -> None:
+    """Call until `seconds` have passed (at least twice): clocks, caches, lazy plans settle before timing."""
+    t0 = time.perf_counter()
+    calls = 0
+    while calls < 2 or time.perf_counter() - t0 < seconds:
+        backend.call(fn, args)
+        backend.sync()
+        calls += 1
+
+
+def adaptive_reps(run_reps: Callable[[int], list[float]], opts: Options, cuda: bool) -> list[float]:
+    """Reps in batches until the median's 95% CI is within ±rel_ci, max_reps, or the time cap (≥ 5 reps)."""
+    t0 = time.perf_counter()
+    raw = run_reps(3)
+    per_rep = max((time.perf_counter() - t0) / 3, 1e-6)  # wall time of a rep (flush and batching included)
+    batch = int(min(100, max(5, 0.05 / per_rep)))  # about 50 ms per batch between checks of the stopping rule
+    cap = opts.time_cap(cuda)
+    while len(raw) < opts.max_reps:
+        if median_stable(raw, opts.rel_ci, opts.min_reps):
+            break
+        if time.perf_counter() - t0 >= cap and len(raw) >= 5:
+            break
+        raw += run_reps(min(batch, opts.max_reps - len(raw)))
+    return raw
+
+
+def verdict_reason(acc: Accuracy) -> str:
+    if not acc.finite:
+        return "output contains NaN or Inf"
+    return f"output differs from the fp32 reference: rel_l2 {acc.rel_l2:.3g} > tol {acc.tol:.3g}"

@@ -1,0 +1,76 @@
+"""Summary statistics of raw latencies, and the rule that says when a median is stable enough to stop."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+Z95 = 1.959964
+
+
+@dataclass(frozen=True)
+class Latency:
+    """Statistics of per-rep latencies in milliseconds; `raw` keeps every rep so they can be recomputed."""
+
+    mean: float
+    p10: float
+    p50: float
+    p90: float
+    min: float
+    max: float
+    std: float
+    reps: int
+    raw: tuple[float, ...]
+    mode: str
+
+    def to_json(self) -> dict:
+        return {
+            "mean": self.mean, "p10": self.p10, "p50": self.p50, "p90": self.p90, "min": self.min,
+            "max": self.max, "std": self.std, "reps": self.reps, "raw": list(self.raw), "mode": self.mode,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict) -> "Latency":
+        return cls(**{**data, "raw": tuple(data["raw"])})
+
+
+def quantile(sorted_xs: list[float], q: float) -> float:
+    """Linearly interpolated quantile (numpy's default 'linear' method) of an already sorted list."""
+    if not sorted_xs:
+        raise ValueError("quantile of an empty sample")
+    pos = q * (len(sorted_xs) - 1)
+    lo = math.floor(pos)
+    hi = min(lo + 1, len(sorted_xs) - 1)
+    return sorted_xs[lo] + (sorted_xs[hi] - sorted_xs[lo]) * (pos - lo)
+
+
+def summarize(raw_ms: list[float], mode: str) -> Latency:
+    """Mean, interpolated p10/p50/p90, min, max and sample standard deviation of the raw times."""
+    xs = sorted(raw_ms)
+    n = len(xs)
+    mean = sum(xs) / n
+    std = math.sqrt(sum((x - mean) ** 2 for x in xs) / (n - 1)) if n > 1 else 0.0
+    r = lambda x: round(x, 6)  # noqa: E731 - nanosecond resolution is more than any timer here gives
+    return Latency(
+        mean=r(mean), p10=r(quantile(xs, 0.10)), p50=r(quantile(xs, 0.50)), p90=r(quantile(xs, 0.90)),
+        min=r(xs[0]), max=r(xs[-1]), std=r(std), reps=n, raw=tuple(r(x) for x in raw_ms), mode=mode,
+    )
+
+
+def median_ci(raw: list[float], z: float = Z95) -> tuple[float, float]:
+    """Distribution-free ~95% confidence interval of the median, from order statistics (binomial ranks)."""
+    xs = sorted(raw)
+    n = len(xs)
+    half = z * math.sqrt(n) / 2
+    lo = max(0, math.floor(n / 2 - half) - 1)
+    hi = min(n - 1, math.ceil(n / 2 + half))
+    return xs[lo], xs[hi]
+
+
+def median_stable(raw: list[float], rel: float, min_reps: int) -> bool:
+    """True once there are min_reps samples and the CI of the median spans at most ±rel of the median."""
+    if len(raw) < max(min_reps, 2):
+        return False
+    lo, hi = median_ci(raw)
+    med = quantile(sorted(raw), 0.5)
+    return med > 0 and (hi - lo) / 2 <= rel * med

@@ -1,0 +1,111 @@
+"""The harness's framework-neutral path, driven by JAX (on its CPU here; cuDNN impls need a GPU)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+jax = pytest.importorskip("jax")
+np = pytest.importorskip("numpy")
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "shared"))
+
+import attnbench  # noqa: E402
+
+TAGS = {"family": "jax", "backend": "xla", "compile": "jit"}
+SUITE = """
+[defaults]
+batch = 1
+heads = 4
+head_dim = 16
+dtype = "float32"
+
+[[workload]]
+name = "plain"
+seq_len = 32
+
+[[workload]]
+name = "causal_gqa"
+seq_len = 24
+kv_heads = 2
+causal = true
+"""
+
+xla_attention = jax.jit(
+    lambda q, k, v, causal: jax.nn.dot_product_attention(q, k, v, is_causal=causal, implementation="xla"),
+    static_argnames="causal",
+)
+
+
+@pytest.fixture
+def harness(tmp_path, monkeypatch):
+    suite = tmp_path / "tiny.toml"
+    suite.write_text(SUITE)
+    monkeypatch.setenv("ORCH_OUT", str(tmp_path))
+    monkeypatch.setenv("ORCH_WORKLOADS", str(suite))
+    monkeypatch.setenv("ORCH_IMPL", "jax_test")
+
+    def go(fn, **kw):
+        kw = {"tags": TAGS, "framework": "jax", "requires_cuda": False, "warmup_s": 0.0, "time_cap_s": 0.05,
+              "min_reps": 3, **kw}
+        code = attnbench.run(fn, **kw)
+        recs = [json.loads(line) for line in (tmp_path / "results.jsonl").read_text().splitlines()]
+        return code, {r["wl"]["name"]: r for r in recs}
+
+    return go
+
+
+def test_jax_impl_is_batched_into_one_program_and_checked(harness):
+    code, recs = harness(lambda q, k, v, causal: xla_attention(q, k, v, causal=causal))
+    assert code == 0
+    for rec in recs.values():
+        assert rec["status"] == "ok" and rec["ok"] is True
+        assert rec["lat_ms"]["mode"] == "xla-batch" and rec["lat_ms"]["p50"] > 0
+        assert rec["peak_bytes"] and rec["peak_bytes"] >= 4 * rec["wl"]["seq_len"] * 4 * 16
+        assert rec["env"]["torch"] is None and rec["env"]["packages"]["jax"] == jax.__version__
+
+
+def test_untraceable_jax_impl_falls_back_to_host_batch(harness):
+    def host_roundtrip(q, k, v, causal):
+        out = xla_attention(q, k, v, causal=causal)
+        return jax.numpy.asarray(np.asarray(out))  # concrete values: cannot be traced into a larger program
+
+    _, recs = harness(host_roundtrip)
+    assert all(r["lat_ms"]["mode"] == "host-batch" and r["ok"] for r in recs.values())
+
+
+def test_wrong_jax_impl_is_flagged(harness):
+    _, recs = harness(lambda q, k, v, causal: xla_attention(q, k, v, causal=False))
+    assert recs["plain"]["ok"] is True and recs["causal_gqa"]["ok"] is False
+
+
+def test_jax_inputs_equal_the_torch_inputs_for_the_same_workload():
+    torch = pytest.importorskip("torch")
+    from attnbench.jax_backend import JaxBackend
+    from attnbench.torch_backend import TorchBackend
+
+    wl = attnbench.Workload("x", 1, 8, 2, 2, 4, "float32", False)
+    jq = JaxBackend.create().inputs(wl)[0]
+    tq = TorchBackend.create().inputs(wl)[0]
+    assert np.array_equal(np.asarray(jq), tq.cpu().numpy())
+    assert torch is not None
+
+
+@pytest.mark.parametrize("causal, kv_heads", [(False, 4), (True, 2)])
+def test_jax_reference_in_padded_blocks_matches_the_torch_reference(monkeypatch, causal, kv_heads):
+    pytest.importorskip("torch")
+    from attnbench import jax_backend
+    from attnbench.jax_backend import JaxBackend
+    from attnbench.torch_backend import TorchBackend
+
+    monkeypatch.setitem(jax_backend.REF_BUDGET, "cpu", 4 * 4 * 40 * 7)  # 7 rows a block: 40 rows need padding
+    monkeypatch.setitem(jax_backend.REF_BUDGET, "gpu", 4 * 4 * 40 * 7)
+    wl = attnbench.Workload("r", 1, 40, 4, kv_heads, 8, "float32", causal)
+    jb, tb = JaxBackend.create(), TorchBackend.create()
+    ref_j = np.asarray(jb.reference(*jb.inputs(wl), wl))
+    ref_t = tb.reference(*tb.inputs(wl), wl).cpu().numpy()
+    assert ref_j.shape == (1, 40, 4, 8)
+    assert np.allclose(ref_j, ref_t, atol=1e-5, rtol=1e-4)

@@ -1,0 +1,132 @@
+"""Pure parts of the harness: statistics, the stopping rule, tolerances, records, script metadata."""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "shared"))
+
+from attnbench import script  # noqa: E402
+from attnbench.accuracy import judge, tolerance_for  # noqa: E402
+from attnbench.errors import HarnessError, one_line  # noqa: E402
+from attnbench.record import Env, Record  # noqa: E402
+from attnbench.stats import median_ci, median_stable, quantile, summarize  # noqa: E402
+from attnbench.suite import Workload  # noqa: E402
+
+WL = Workload("w", 1, 16, 2, 2, 8, "bfloat16", False)
+ENV = Env("cpu: test", None, None, None, "2.x", "3.11", {"torch": "2.x"})
+
+
+def test_quantiles_interpolate_linearly_like_numpy():
+    xs = [1.0, 2.0, 3.0, 4.0]
+    assert quantile(xs, 0.1) == pytest.approx(1.3)
+    assert quantile(xs, 0.5) == pytest.approx(2.5)
+    assert quantile(xs, 0.9) == pytest.approx(3.7)
+    assert quantile([5.0], 0.9) == 5.0
+
+
+def test_summary_keeps_raw_times_and_reports_every_statistic():
+    raw = [3.0, 1.0, 2.0, 4.0, 10.0]
+    lat = summarize(raw, "events")
+    assert lat.raw == tuple(raw) and lat.reps == 5 and lat.mode == "events"
+    assert (lat.min, lat.max, lat.p50) == (1.0, 10.0, 3.0)
+    assert lat.mean == pytest.approx(4.0)
+    assert lat.std == pytest.approx(statistics.stdev(raw))
+    assert lat.p10 == pytest.approx(1.4) and lat.p90 == pytest.approx(7.6)
+    assert set(lat.to_json()) == {"mean", "p10", "p50", "p90", "min", "max", "std", "reps", "raw", "mode"}
+
+
+def test_median_ci_brackets_the_median_and_narrows_with_more_reps():
+    few = [1.0 + 0.01 * i for i in range(10)]
+    many = [1.0 + 0.001 * (i % 10) for i in range(400)]
+    lo, hi = median_ci(few)
+    assert lo <= quantile(sorted(few), 0.5) <= hi
+    lo2, hi2 = median_ci(many)
+    assert hi2 - lo2 < hi - lo
+
+
+def test_stopping_rule_needs_min_reps_and_a_tight_median():
+    assert not median_stable([1.0] * 5, rel=0.01, min_reps=10)
+    assert median_stable([1.0] * 10, rel=0.01, min_reps=10)
+    spread = [1.0, 2.0] * 10
+    assert not median_stable(spread, rel=0.01, min_reps=10)
+
+
+def test_default_tolerances_are_dtype_aware_and_impls_can_declare_their_own():
+    assert tolerance_for("float32") < tolerance_for("float16") < tolerance_for("bfloat16")
+    assert 2.2e-3 < tolerance_for("bfloat16") < 1.3e-2  # exact bf16 passes, an int8-quantized result does not
+    assert tolerance_for("bfloat16", 0.03) == 0.03
+    assert tolerance_for("float16", {"float16": 0.02}) == 0.02
+    assert tolerance_for("float32", {"float16": 0.02}) == tolerance_for("float32")
+
+
+def test_verdict_flags_large_error_and_never_passes_nan():
+    assert judge(1e-3, 2e-3, True, 1e-2).ok
+    assert not judge(0.5, 0.3, True, 1e-2).ok
+    bad = judge(math.nan, math.nan, False, 1e-2)
+    assert not bad.ok and bad.rel_l2 is None and bad.max_abs is None
+    assert not judge(1e-3, 1e-3, False, 1e-2).ok  # finite metrics but an Inf somewhere still fails
+
+
+def test_record_line_is_strict_json_and_round_trips():
+    lat = summarize([1.0, 1.1, 0.9], "graph")
+    rec = Record("impl_a", WL, "ok", {"family": "f", "backend": "b", "compile": "none"}, ENV, lat_ms=lat,
+                 compile_ms=5.0, peak_bytes=123, tflops=1.5, pct_peak=None, ok=True,
+                 err=judge(1e-3, 2e-3, True, 1e-2))
+    data = json.loads(rec.to_line())
+    assert list(data) == ["impl", "wl", "lat_ms", "compile_ms", "peak_bytes", "tflops", "pct_peak", "ok", "err",
+                          "tags", "env", "status", "reason"]
+    assert set(data["wl"]) == {"name", "batch", "seq_len", "heads", "kv_heads", "head_dim", "dtype", "causal"}
+    assert set(data["env"]) == {"device", "sm", "driver", "cuda", "torch", "python", "packages"}
+    assert set(data["err"]) == {"max_abs", "rel_l2", "tol"}
+    assert Record.from_json(data).to_json() == data
+
+
+def test_record_refuses_unknown_status():
+    with pytest.raises(ValueError):
+        Record("x", WL, "failed", {}, ENV)
+
+
+def test_tags_come_from_the_scripts_pep723_block(tmp_path):
+    path = tmp_path / "my_impl" / "bench.py"
+    path.parent.mkdir()
+    path.write_text(
+        "# /// script\n# dependencies = []\n#\n# [tool.orchestrator]\n"
+        '# tags = { family = "torch-sdpa", backend = "MATH", compile = "none", extra = 1 }\n# ///\nprint()\n'
+    )
+    assert script.resolve_tags(path, None) == {"backend": "MATH", "compile": "none", "extra": 1, "family": "torch-sdpa"}
+    assert script.resolve_tags(path, {"backend": "X"})["backend"] == "X"
+    assert script.impl_name(path, None) == "my_impl"
+
+
+def test_missing_tags_or_bad_impl_name_are_one_line_errors(tmp_path, monkeypatch):
+    path = tmp_path / "bench.py"
+    path.write_text('# /// script\n# [tool.orchestrator]\n# tags = { family = "x" }\n# ///\n')
+    with pytest.raises(HarnessError, match="missing backend, compile"):
+        script.resolve_tags(path, None)
+    monkeypatch.setenv("ORCH_IMPL", "Bad-Name")
+    with pytest.raises(HarnessError, match=r"\[a-z0-9_\]\+"):
+        script.impl_name(path, None)
+    monkeypatch.setenv("ORCH_IMPL", "from_env")
+    assert script.impl_name(path, "given") == "from_env"
+
+
+def test_one_line_keeps_type_and_first_line_only():
+    assert one_line(RuntimeError("CUDA out of memory.\nTried to allocate")) == "RuntimeError: CUDA out of memory."
+    assert len(one_line(ValueError("x" * 1000))) <= 400
+
+
+def test_importing_attnbench_loads_no_heavy_package():
+    import subprocess
+
+    code = "import sys, attnbench; print(sorted(m for m in ('torch', 'numpy', 'jax') if m in sys.modules))"
+    shared = str(Path(__file__).resolve().parents[1] / "shared")
+    out = subprocess.run([sys.executable, "-c", code], env={"PYTHONPATH": shared}, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"

@@ -1,0 +1,192 @@
+"""A real Ray cluster of several nodes on this one machine, for the Ray executor's tests and benchmark.
+
+Each node is started by `ray start` in its own session, with its own ports, TMPDIR (so per-GPU locks and temp
+folders are per node, as on separate machines) and env cache; GPUs are declared (`--num-gpus`), so GPU jobs can be
+placed on a machine without any. Stopping kills exactly the processes this helper started (each node's process
+group and every descendant, jobs included), never other Ray instances by name as `ray stop` would.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+OBJECT_STORE_BYTES = 200 * 1024 * 1024
+PORT_OPTIONS = ("--node-manager-port", "--object-manager-port", "--dashboard-agent-listen-port",
+                "--dashboard-agent-grpc-port", "--runtime-env-agent-port", "--metrics-export-port")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _children() -> dict[int, list[int]]:
+    kids: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                ppid = int(Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            kids.setdefault(ppid, []).append(int(entry))
+    return kids
+
+
+def _group(pgid: int) -> list[int]:
+    pids = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                if int(Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[2]) == pgid:
+                    pids.append(int(entry))
+            except (OSError, IndexError, ValueError):
+                continue
+    return pids
+
+
+def descendants(roots: list[int]) -> set[int]:
+    """roots and every process below them."""
+    kids, seen, todo = _children(), set(), list(roots)
+    while todo:
+        pid = todo.pop()
+        if pid not in seen:
+            seen.add(pid)
+            todo.extend(kids.get(pid, []))
+    return seen
+
+
+@dataclass
+class Node:
+    name: str
+    pgid: int
+    folder: Path
+
+    def pids(self) -> set[int]:
+        return descendants(_group(self.pgid))
+
+
+@dataclass
+class LocalCluster:
+    """Head plus worker nodes on 127.0.0.1; `address` is what RAY_ADDRESS / --ray-address take."""
+
+    root: Path
+    gcs_port: int = field(default_factory=free_port)
+    nodes: list[Node] = field(default_factory=list)
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.gcs_port}"
+
+    def env(self, folder: Path) -> dict:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("RAY_", "PYTHONPATH"))}
+        # Workers get the orchestrator only through the executor's runtime_env, never from this checkout.
+        env.update(RAY_USAGE_STATS_ENABLED="0", TMPDIR=str(folder / "tmp"), ORCH_ENVS_DIR=str(folder / "envs"))
+        return env
+
+    def start_node(self, cpus: int = 2, gpus: int = 2) -> Node:
+        name = f"node{len(self.nodes)}"
+        folder = self.root / name
+        (folder / "tmp").mkdir(parents=True)
+        args = ["ray", "start", "--node-ip-address", "127.0.0.1", "--num-cpus", str(cpus), "--num-gpus", str(gpus),
+                "--object-store-memory", str(OBJECT_STORE_BYTES), "--disable-usage-stats"]
+        for opt in PORT_OPTIONS:
+            args += [opt, str(free_port())]
+        if not self.nodes:
+            args += ["--head", "--port", str(self.gcs_port), "--temp-dir", str(self.root / "ray"),
+                     "--include-dashboard", "false", "--dashboard-port", str(free_port()),
+                     "--ray-client-server-port", str(free_port())]
+        else:
+            args += ["--address", self.address]
+        proc = subprocess.Popen(args, cwd=folder, env=self.env(folder), start_new_session=True,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        out, _ = proc.communicate(timeout=180)
+        node = Node(name, proc.pid, folder)
+        self.nodes.append(node)
+        if proc.returncode != 0:
+            raise RuntimeError(f"ray start ({name}) failed:\n{out[-3000:]}")
+        self.wait_for(len(self.nodes))
+        return node
+
+    def alive_nodes(self) -> list[dict]:
+        code = ("import json, ray; ray.init(address=%r, logging_level='ERROR');"
+                "print(json.dumps([{'id': n['NodeID'], 'gpus': n['Resources'].get('GPU', 0)} for n in ray.nodes() if n['Alive']]))")
+        res = subprocess.run([sys.executable, "-c", code % self.address], capture_output=True, text=True, timeout=120,
+                             cwd=self.root, env=self.env(self.root))
+        import json
+
+        return json.loads(res.stdout.strip().splitlines()[-1]) if res.returncode == 0 else []
+
+    def wait_for(self, count: int, timeout: float = 120) -> None:
+        deadline = time.monotonic() + timeout
+        while len(self.alive_nodes()) < count:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"only {len(self.alive_nodes())} of {count} Ray nodes came up")
+            time.sleep(0.5)
+
+    def kill(self, node: Node) -> set[int]:
+        """SIGKILL every process of one node at once (raylet, agents, workers and the jobs they run)."""
+        pids = node.pids()
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        return pids
+
+    def stop(self) -> None:
+        for node in reversed(self.nodes):
+            self.kill(node)
+        for _ in range(50):
+            if not any(n.pids() for n in self.nodes):
+                break
+            time.sleep(0.1)
+
+
+def start_cluster(nodes: int = 2, gpus: int = 2) -> LocalCluster:
+    """A fresh cluster under a short temp folder (Ray's socket paths must stay under ~107 characters)."""
+    cluster = LocalCluster(Path(tempfile.mkdtemp(prefix="orch-ray-")))
+    try:
+        for _ in range(nodes):
+            cluster.start_node(gpus=gpus)
+    except BaseException:
+        cluster.stop()
+        shutil.rmtree(cluster.root, ignore_errors=True)
+        raise
+    return cluster
+
+
+def stop_cluster(cluster: LocalCluster) -> None:
+    cluster.stop()
+    shutil.rmtree(cluster.root, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def cluster_module():
+    pytest.importorskip("ray")
+    cluster = start_cluster()
+    yield cluster
+    stop_cluster(cluster)
+
+
+def test_two_nodes_come_up_with_declared_gpus_and_stop_cleanly():
+    pytest.importorskip("ray")
+    cluster = start_cluster()
+    try:
+        nodes = cluster.alive_nodes()
+        assert len(nodes) == 2 and all(n["gpus"] == 2 for n in nodes), nodes
+        assert all(n.pids() for n in cluster.nodes)
+    finally:
+        stop_cluster(cluster)
+    assert not any(n.pids() for n in cluster.nodes)
