@@ -131,7 +131,18 @@ def workload_order(recs: list[Rec]) -> tuple[Workload, ...]:
     order: list[str] = []
     for key in sorted(per_impl, key=lambda k: (-len(per_impl[k]), k)):
         order.extend(w for w in per_impl[key] if w not in order)
+    # Suites merged from several runs (seed + long) read left to right by shape, sequence length last.
+    order.sort(key=lambda w: _shape_key(shapes.get(w)))
     return tuple(Workload(w, shapes.get(w, {})) for w in order)
+
+
+def _shape_key(shape: dict | None) -> tuple:
+    """Group by everything but the sequence length, then grow it; workloads without a shape keep their place last."""
+    if not shape:
+        return (1,)
+    fields = ("dtype", "causal", "head_dim", "heads", "kv_heads", "batch")
+    return (0, *(str(shape.get(f)) if not isinstance(shape.get(f), (int, float)) else shape.get(f) for f in fields),
+            shape.get("seq_len") or 0)
 
 
 def build(upstreams: list[Upstream], baseline: str) -> Model:
