@@ -6,7 +6,6 @@ import json
 import os
 import shutil
 import sys
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -90,7 +89,7 @@ def build_once(env: Env, fill) -> Env:
     with FileLock(str(envs_dir / ".locks" / f"{env.env_id}.lock")):
         if is_built(env):
             return env
-        tmp = envs_dir / ".tmp" / f"{env.env_id}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        tmp = envs_dir / ".tmp" / f"{env.env_id}-{os.getpid()}-{os.urandom(4).hex()}"
         tmp.parent.mkdir(parents=True, exist_ok=True)
         try:
             packages = fill(tmp)

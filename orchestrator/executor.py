@@ -18,12 +18,14 @@ class Launch:
     env: dict
     timeout: float | None
     gpu_ids: tuple[str, ...] = ()
+    spec: object = None  # for executors that run it elsewhere: a portable description (orchestrator.ray_spec.JobSpec)
 
 
 class LocalExecutor:
     """Runs a Launch as a local process group with cwd = the staging output folder."""
 
     kind = "local"
+    remote = False  # a remote executor builds envs and places jobs itself (no local env build, slot or GPU lock)
 
     def __init__(self) -> None:
         self.groups = ProcessGroups()

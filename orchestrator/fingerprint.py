@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import platform
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +26,7 @@ class Device:
     def fingerprint(self) -> str:
         if self.gpus:
             return f"cuda|{'+'.join(sorted(set(self.gpus)))}|driver {self.driver}"
-        return f"cpu|{self.cpu}|{platform.machine()}"
+        return f"cpu|{self.cpu}|{os.uname().machine}"
 
     def to_json(self) -> dict:
         return {"gpus": list(self.gpus), "driver": self.driver, "cpu": self.cpu, "fingerprint": self.fingerprint}
@@ -40,7 +39,7 @@ def _cpu_model() -> str:
                 return line.split(":", 1)[1].strip()
     except OSError:
         pass
-    return platform.processor() or platform.machine()
+    return os.uname().machine
 
 
 def _from_proc() -> tuple[tuple[str, ...], str | None]:

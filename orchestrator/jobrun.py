@@ -7,12 +7,12 @@ import os
 import re
 import shlex
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from orchestrator.context import Context
 from orchestrator.envs import Env, ensure_env, env_for, pins_of
-from orchestrator.executor import Launch
+from orchestrator.executor import Launch, LocalExecutor
 from orchestrator.plan import Planned, stage_settings
 from orchestrator.outputs import check_outputs, hash_outputs
 from orchestrator.store import Manifest
@@ -46,11 +46,27 @@ def result_of(p: Planned, manifest: Manifest, entry: Path, cached: bool) -> Resu
 
 
 class JobRunner:
-    """Builds envs and runs planned jobs through an executor; commits what succeeded, never what failed."""
+    """Builds envs and runs planned jobs through an executor; commits what succeeded, never what failed.
+
+    With a remote executor (Ray) stages such as combine still run here: they read committed entries in place.
+    """
 
     def __init__(self, ctx: Context, executor) -> None:
         self.ctx = ctx
         self.executor = executor
+        self.local = LocalExecutor() if executor.remote else executor
+
+    def executor_for(self, p: Planned):
+        return self.local if p.job.stage else self.executor
+
+    def remote(self, p: Planned) -> bool:
+        """True when the job's env is built, and the job placed, by its executor elsewhere (not by the scheduler)."""
+        return self.executor_for(p).remote
+
+    def cancel(self) -> None:
+        self.executor.cancel()
+        if self.local is not self.executor:
+            self.local.cancel()
 
     # -- environments -------------------------------------------------------------------------
     def pins(self, p: Planned) -> str:
@@ -107,16 +123,30 @@ class JobRunner:
         )
 
     # -- running --------------------------------------------------------------------------------
-    def run(self, p: Planned, env: Env, upstream_entries: dict[str, Path], gpu_ids: tuple[str, ...], upstreams_doc=None) -> Result:
-        """Run the job once and commit it if it ended ok or skipped."""
+    def run(self, p: Planned, env: Env | None, upstream_entries: dict[str, Path], gpu_ids: tuple[str, ...], upstreams_doc=None) -> Result:
+        """Run the job once and commit it if it ended ok or skipped. env is None when the executor builds it remotely."""
         store = self.ctx.store
+        executor = self.executor_for(p)
+        env = env if env is not None else self.env_of(p)  # remote: the same content address, for the manifest
         staging = store.new_staging(p.job.name, p.key)
         out, logs = staging / "out", staging / "logs"
         variables = self.variables(p, env, upstream_entries, gpu_ids)
         if upstreams_doc is not None:
             (out / UPSTREAMS_FILE).write_text(json.dumps(upstreams_doc, indent=1, sort_keys=True))
             variables["ORCH_UPSTREAMS"] = str(store.entry(p.job.name, p.key) / UPSTREAMS_FILE)
-        finished, where = self.executor.run(self.launch(p, env, {**variables, **_live(variables, out)}, gpu_ids), out, logs)
+        launch = self.launch(p, env, {**variables, **_live(variables, out)}, gpu_ids)
+        if executor.remote:
+            from orchestrator.ray_spec import job_spec
+
+            launch = replace(launch, spec=job_spec(self.ctx, p, upstream_entries))
+        try:
+            finished, where = executor.run(launch, out, logs)
+        except BaseException:
+            if executor.remote:  # lost, or what came back is unusable: keep any logs that arrived, commit nothing
+                store.keep_failure(staging, p.job.name)
+            raise
+        where = dict(where)
+        packages = where.pop("packages", None)  # a remote executor reports the env it built on its node
         if finished.returncode == 0:
             status, reason = "ok", ""
         elif finished.returncode == SKIP_EXIT and not finished.timed_out:
@@ -130,8 +160,8 @@ class JobRunner:
         manifest = Manifest(
             name=p.job.name, key=p.key, inputs=p.inputs, status=status, reason=reason,
             started=finished.started, finished=finished.finished, returncode=finished.returncode,
-            files=files, packages=env.packages(), device=self.ctx.device.to_json(),
-            reproduce=self.reproduce_command(p, env, variables), runner={**where, "env_id": env.env_id},
+            files=files, packages=env.packages() if packages is None else packages, device=self.ctx.device.to_json(),
+            reproduce=self.reproduce_command(p, env, variables), runner={"env_id": env.env_id, **where},
         )
         entry = store.commit(staging, manifest, replace=p.forced)
         return result_of(p, manifest, entry, cached=False)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import threading
 import time
 from dataclasses import dataclass
@@ -83,6 +82,8 @@ def run_captured(
     groups: ProcessGroups | None = None,
 ) -> Finished:
     """Run cmd in its own session with output to files; on timeout SIGTERM then SIGKILL the whole group."""
+    import subprocess  # here, not at the top: a fully cached run starts no process and should not pay for it
+
     started = time.time()
     with open(stdout, "wb") as out, open(stderr, "wb") as err:
         proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=out, stderr=err, stdin=subprocess.DEVNULL, start_new_session=True)
@@ -110,6 +111,8 @@ def run_captured(
 
 def run_tool(cmd: list[str], *, cwd: Path | None = None, env: dict[str, str] | None = None, timeout: float | None = None, what: str = "") -> str:
     """Run a helper tool (uv, nvidia-smi) and return its stdout; failure raises BuildError with the stderr tail."""
+    import subprocess
+
     try:
         res = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
     except FileNotFoundError:

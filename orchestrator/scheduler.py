@@ -53,10 +53,17 @@ class Scheduler:
         pending = [n for n in self.plans if n not in self.results]
         if not pending:
             return self.results
+        remote = [n for n in pending if self.runner.remote(self.plans[n])]
+        if remote:
+            self.runner.executor.start()  # connect only now: a cached run never reaches (or imports) the cluster
         builders = ThreadPoolExecutor(max_workers=max(1, self.ctx.jobs), thread_name_prefix="env")
-        workers = ThreadPoolExecutor(max_workers=len(self.device_slots) + self.cpu_slots, thread_name_prefix="job")
+        workers = ThreadPoolExecutor(max_workers=len(self.device_slots) + self.cpu_slots + len(remote), thread_name_prefix="job")
         try:
             for name in pending:
+                if name in remote:  # its executor builds the env where the job runs
+                    self.envs[name] = Future()
+                    self.envs[name].set_result(None)
+                    continue
                 self.envs[name] = builders.submit(self._build, name)
                 self.envs[name].add_done_callback(lambda f, n=name: self.events.put(("env", n)))
             while not self._all_done():
@@ -67,7 +74,7 @@ class Scheduler:
                     self._release(name)
                     self._finish(rest[0])
         except KeyboardInterrupt:
-            self.runner.executor.cancel()
+            self.runner.cancel()
             raise
         finally:
             builders.shutdown(wait=True, cancel_futures=True)
@@ -123,6 +130,8 @@ class Scheduler:
         return False
 
     def _take_slot(self, p: Planned) -> tuple[str, str | None] | None:
+        if self.runner.remote(p):
+            return ("remote", None)  # the cluster places it (Ray resources), not this machine's slots
         if p.job.gpu:
             return ("device", self.device_slots.pop(0)) if self.device_slots else None
         if self.cpu_slots > 0:
@@ -132,6 +141,8 @@ class Scheduler:
 
     def _release(self, name: str) -> None:
         kind, slot = self.running.pop(name)
+        if kind == "remote":
+            return
         if kind == "device":
             self.device_slots.append(slot)
             self.device_slots.sort()
@@ -165,6 +176,8 @@ class Scheduler:
                     self.progress.set(p.job.name, "waiting", f"for device {dev}")
                     held.enter_context(FileLock(str(device_lock_path(dev))))
                     self.progress.set(p.job.name, "running", f"on GPU {dev}" if gpu_ids else "")
+                elif kind == "remote":
+                    pass  # the executor reports waiting / building env / running as its worker gets there
                 else:
                     self.progress.set(p.job.name, "running")
                 return self.runner.run(p, env, ups, gpu_ids, doc)

@@ -7,7 +7,6 @@ import fcntl
 import json
 import os
 import shutil
-import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -114,7 +113,7 @@ class Store:
 
     def new_staging(self, name: str, key: str) -> Path:
         """A fresh folder on the same filesystem as the cache, so commit is one rename."""
-        path = self.root / STAGING / f"{name}-{key[:12]}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        path = self.root / STAGING / f"{name}-{key[:12]}-{os.getpid()}-{os.urandom(4).hex()}"
         (path / "out").mkdir(parents=True)
         (path / "logs").mkdir()
         return path
@@ -170,7 +169,7 @@ class Store:
     def point_latest(self, target: Path) -> Path:
         """Make `<root>/latest` a symlink to target (atomically replaced)."""
         link = self.root / LATEST
-        tmp = self.root / f".latest-{uuid.uuid4().hex[:8]}"
+        tmp = self.root / f".latest-{os.urandom(4).hex()}"
         os.symlink(os.path.relpath(target, self.root), tmp)
         os.replace(tmp, link)
         return link
