@@ -17,30 +17,7 @@ Each workload compiles afresh (dynamo reset in `prepare`, static shapes), so `co
 workload's own compilation and no workload runs on a kernel compiled for another shape.
 """
 
-import attnbench
-
-MODE = "default"
-
-
-def sdpa(q, k, v, causal: bool):
-    import torch.nn.functional as F
-
-    return F.scaled_dot_product_attention(q, k, v, is_causal=causal, enable_gqa=q.shape[1] != k.shape[1])
-
-
-def prepare(q, k, v, wl):
-    """A fresh compiled function for this workload, and SDPA's (B, H, S, D) layout; none of this is timed."""
-    import torch
-
-    torch._dynamo.reset()
-    compiled = torch.compile(sdpa, mode=MODE, dynamic=False, fullgraph=True)
-    bhsd = [t.transpose(1, 2).contiguous() for t in (q, k, v)]
-    return (compiled, *bhsd, wl.causal)
-
-
-def attend(compiled, q, k, v, causal):
-    return compiled(q, k, v, causal).transpose(1, 2)
-
+from attnbench import sdpa
 
 if __name__ == "__main__":
-    raise SystemExit(attnbench.run(attend, prepare=prepare, requires_cuda=False))
+    raise SystemExit(sdpa.run_compiled("default"))
