@@ -39,6 +39,8 @@ def key_inputs(
         "format": KEY_FORMAT,
         "name": job.name,
         "script_sha256": sha256_bytes(script),
+        # The script may import modules beside it (a kernel in its own file, a stage's report modules).
+        "folder_sha256": trees(job.folder),
         "lock_sha256": sha256_bytes(lock) if lock is not None else None,
         "path_deps": {dep.name: trees(dep.root) for dep in job.path_deps},
         "upstreams": upstreams,
@@ -46,8 +48,7 @@ def key_inputs(
         "device": device,
         "base": base,
     }
-    if job.stage:  # a stage may import sibling modules from its folder, and takes run settings
-        inputs["stage_sources"] = trees(job.folder)
+    if job.stage:  # a stage takes run settings through its variables
         inputs["settings"] = settings
     return inputs
 
