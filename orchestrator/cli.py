@@ -37,6 +37,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--gpus", default=None, help="GPU ids to spread GPU jobs over, e.g. 0,1 (default: all)")
     p.add_argument("--no-combine", action="store_true", help="skip the combine stage")
     p.add_argument("--baseline", default="torch_math", help="speedup reference impl (default torch_math)")
+    p.add_argument("--executor", choices=("local", "ray"), default="local",
+                   help="where jobs run: this machine (default) or a Ray cluster (pip install '.[ray]')")
+    p.add_argument("--ray-address", default=None,
+                   help="Ray cluster to use with --executor ray (default: $RAY_ADDRESS, as Ray itself does)")
     p = sub.add_parser("combine", help="re-merge cached results")
     _common(p)
     p.add_argument("--force", action="store_true")

@@ -72,8 +72,18 @@ def _select(jobs: dict[str, Job], names: list[str]) -> list[str]:
     return with_upstreams(jobs, names)
 
 
+def _executor(args, progress):
+    """The chosen executor; Ray's is made without importing ray (it connects only when a job must run)."""
+    if args.executor == "local":
+        from orchestrator.executor import LocalExecutor
+
+        return LocalExecutor()
+    from orchestrator.ray_executor import RayExecutor
+
+    return RayExecutor(args.ray_address, on_phase=progress.set)
+
+
 def cmd_run(args) -> int:
-    from orchestrator.executor import LocalExecutor
     from orchestrator.jobrun import JobRunner
     from orchestrator.plan import plan
     from orchestrator.progress import Progress
@@ -82,6 +92,10 @@ def cmd_run(args) -> int:
 
     if args.jobs < 1:
         raise UserError(f"-j {args.jobs}: must be at least 1")
+    if args.executor == "ray" and args.gpus:
+        raise UserError(f"--gpus {args.gpus}: with --executor ray the cluster places GPU jobs (ray start --num-gpus)")
+    if args.ray_address and args.executor != "ray":
+        raise UserError("--ray-address: only with --executor ray")
     ctx = make_context(args, force=args.force, locked=args.locked, jobs=args.jobs, baseline=args.baseline)
     jobs = load_jobs(ctx)
     order = _select(jobs, args.names)
@@ -96,7 +110,7 @@ def cmd_run(args) -> int:
     progress = Progress(order)
     try:
         plans = plan(ctx, jobs, order, forced, on_lock=lambda n, s: progress.set(n, "locking", f"lock {s}"))
-        results = Scheduler(ctx, JobRunner(ctx, LocalExecutor()), plans, progress).run()
+        results = Scheduler(ctx, JobRunner(ctx, _executor(args, progress)), plans, progress).run()
     finally:
         progress.close()
     return print_summary(ctx, results, time.time() - started)

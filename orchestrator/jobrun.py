@@ -6,6 +6,7 @@ import json
 import os
 import re
 import shlex
+import shutil
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -142,8 +143,11 @@ class JobRunner:
         try:
             finished, where = executor.run(launch, out, logs)
         except BaseException:
-            if executor.remote:  # lost, or what came back is unusable: keep any logs that arrived, commit nothing
-                store.keep_failure(staging, p.job.name)
+            if executor.remote:  # lost, or what came back is unusable: commit nothing, keep any logs that arrived
+                if any(logs.iterdir()):
+                    store.keep_failure(staging, p.job.name)
+                else:
+                    shutil.rmtree(staging, ignore_errors=True)
             raise
         where = dict(where)
         packages = where.pop("packages", None)  # a remote executor reports the env it built on its node

@@ -69,7 +69,7 @@ class Bundle:
         try:
             self._write(dest)
         except OSError as exc:
-            raise BuildError(f"received entries that cannot be re-created ({exc}); nothing was kept") from None
+            raise BuildError(f"received entries that cannot be re-created ({exc}); nothing was committed") from None
 
     def _write(self, dest: Path) -> None:
         dest.mkdir(parents=True, exist_ok=True)
@@ -97,5 +97,5 @@ def _safe(rel: str) -> str:
     """A relative path that stays inside its folder: no absolute paths, no `..`, no empty or NUL parts."""
     parts = PurePosixPath(rel).parts
     if not rel or "\0" in rel or rel.startswith("/") or not parts or any(p in ("..", ".", "") for p in parts):
-        raise BuildError(f"received an unsafe path {rel!r}; nothing was kept")
+        raise BuildError(f"received an unsafe path {rel!r}; nothing was committed")
     return os.path.join(*parts)

@@ -15,19 +15,18 @@ from orchestrator.envs import Interpreter
 from orchestrator.proc import Finished
 from orchestrator.ray_bundle import Bundle
 
-DEP, ARTIFACT = "dep", "artifact"
+SRC, DEP, ARTIFACT = "src", "dep", "artifact"  # the job's own folder, its path dependencies, upstream entries
 
 
 @dataclass(frozen=True)
 class JobSpec:
-    """One job as a worker needs it. Folders (path dependencies, upstream artifacts) travel beside it as Bundles,
-    one per entry of `folders`: (role, name, the driver's path, which only names the bundle)."""
+    """One job as a worker needs it. Folders (the job's own, path dependencies, upstream artifacts) travel beside it
+    as Bundles, one per entry of `folders`: (role, name, the driver's path, which only names the bundle)."""
 
     job: Job  # as discovered on the driver; the worker rebases its paths
     key: str
     inputs: dict = field(compare=False)  # the key's inputs: the worker checks what it received against them
     lock_text: str | None
-    script: bytes
     suite_file: str
     suite: bytes
     interp: Interpreter
@@ -61,14 +60,14 @@ class Outcome:
 
 
 def job_spec(ctx, p, upstream_entries: dict[str, Path]) -> JobSpec:
-    """The spec of a planned job (driver side): script, lock and suite bytes; folders to send beside it."""
+    """The spec of a planned job (driver side): lock and suite bytes; the folders to send beside it."""
     job = p.job
-    folders = [(DEP, dep.name, str(dep.root)) for dep in job.path_deps]
+    folders = [(SRC, job.name, str(job.folder))] + [(DEP, dep.name, str(dep.root)) for dep in job.path_deps]
     folders += [(ARTIFACT, name, str(entry)) for name, entry in sorted(upstream_entries.items())]
     base = ctx.base
     return JobSpec(
-        job=job, key=p.key, inputs=p.inputs, lock_text=p.lock_text, script=job.script.read_bytes(),
-        suite_file=ctx.suite.path.name, suite=ctx.suite.path.read_bytes(), interp=ctx.interp,
+        job=job, key=p.key, inputs=p.inputs, lock_text=p.lock_text, suite_file=ctx.suite.path.name,
+        suite=ctx.suite.path.read_bytes(), interp=ctx.interp,
         base_python=base.python if base is not None else None, wheelhouses=tuple(str(w) for w in ctx.wheelhouses),
         offline=ctx.offline, folders=tuple(folders),
     )

@@ -8,6 +8,7 @@ content address as on the driver), variables and launch come from JobRunner, and
 
 from __future__ import annotations
 
+import functools
 import os
 import queue
 import shutil
@@ -29,8 +30,9 @@ from orchestrator.fingerprint import detect_device
 from orchestrator.hashing import sha256_bytes, sha256_tree
 from orchestrator.jobrun import JobRunner
 from orchestrator.plan import Planned
+from orchestrator.proc import run_tool
 from orchestrator.ray_bundle import Bundle
-from orchestrator.ray_spec import ARTIFACT, DEP, JobSpec, Outcome, Phase
+from orchestrator.ray_spec import ARTIFACT, DEP, SRC, JobSpec, Outcome, Phase
 from orchestrator.scheduler import device_lock_path
 from orchestrator.store import Store
 from orchestrator.workloads import Suite
@@ -88,7 +90,9 @@ def _work(spec: JobSpec, bundles, where: dict, executor: LocalExecutor, put) -> 
         gpu_ids = tuple(where["gpus"])
         launch = runner.launch(p, env, runner.variables(p, env, upstreams, gpu_ids), gpu_ids)
         with ExitStack() as held:
-            for gpu in gpu_ids:  # as locally: no two runs on this machine time on one GPU at once
+            if gpu_ids:  # as locally: no two runs on this machine time on one GPU at once
+                put(Phase("waiting", f"for device {','.join(gpu_ids)} on {where['host']} {where['node_id'][:8]}", where))
+            for gpu in gpu_ids:
                 held.enter_context(FileLock(str(device_lock_path(gpu))))
             put(Phase("running", place(where), where))
             finished, _ = executor.run(dies_with_worker(launch), out, logs)
@@ -111,11 +115,21 @@ def place(where: dict) -> str:
 
 
 def dies_with_worker(launch: Launch) -> Launch:
-    """If Ray kills this worker (node lost, forced cancel), the job's main process gets SIGKILL too (Linux)."""
-    setpriv = shutil.which("setpriv")
-    if setpriv is None:
-        return launch
-    return replace(launch, argv=(setpriv, "--pdeathsig", "KILL", "--", *launch.argv))
+    """If Ray kills this worker (driver gone, forced cancel), the job's main process gets SIGKILL too.
+
+    util-linux's setpriv (>= 2.33) sets the parent-death signal, then execs the job: same process, same argv after.
+    """
+    setpriv = _setpriv()
+    return replace(launch, argv=(setpriv, "--pdeathsig", "KILL", "--", *launch.argv)) if setpriv else launch
+
+
+@functools.lru_cache(maxsize=1)
+def _setpriv() -> str | None:
+    exe = shutil.which("setpriv")
+    try:
+        return exe if exe and "--pdeathsig" in run_tool([exe, "--help"], timeout=10) else None
+    except BuildError:
+        return None
 
 
 def materialize(spec: JobSpec, bundles, tmp: Path) -> tuple[Context, Planned, dict[str, Path]]:
@@ -126,9 +140,7 @@ def materialize(spec: JobSpec, bundles, tmp: Path) -> tuple[Context, Planned, di
         bundle.write_to(dest)
         folders.setdefault(role, {})[name] = dest
     roots = folders.get(DEP, {})
-    script = tmp / "src" / spec.job.name / spec.job.script.name
-    script.parent.mkdir(parents=True)
-    script.write_bytes(spec.script)
+    script = folders[SRC][spec.job.name] / spec.job.script.name
     suite = tmp / "suite" / spec.suite_file
     suite.parent.mkdir()
     suite.write_bytes(spec.suite)
@@ -160,8 +172,9 @@ def mismatch(spec: JobSpec, ctx: Context, job) -> str | None:
     if ctx.base_key() != want["base"]:
         return f"the base interpreter {spec.base_python} differs here from the driver's (packages or wheelhouse)"
     lock = sha256_bytes(spec.lock_text.encode()) if spec.lock_text is not None else None
-    checks = [("script", sha256_bytes(spec.script), want["script_sha256"]), ("lock", lock, want["lock_sha256"]),
-              ("workload suite", ctx.suite.sha256, want["workloads"]["sha256"])]
+    script = sha256_bytes(job.script.read_bytes()) if job.script.is_file() else None
+    checks = [("script", script, want["script_sha256"]), ("job folder", sha256_tree(job.folder), want["folder_sha256"]),
+              ("lock", lock, want["lock_sha256"]), ("workload suite", ctx.suite.sha256, want["workloads"]["sha256"])]
     checks += [(f"path dependency {d.name}", sha256_tree(d.root), want["path_deps"][d.name]) for d in job.path_deps]
     for what, have, expected in checks:
         if have != expected:

@@ -56,15 +56,16 @@ def _group(pgid: int) -> list[int]:
     return pids
 
 
-def descendants(roots: list[int]) -> set[int]:
-    """roots and every process below them."""
-    kids, seen, todo = _children(), set(), list(roots)
+def descendants(roots: list[int]) -> list[int]:
+    """roots and every process below them, parents before children."""
+    kids, seen, order, todo = _children(), set(), [], list(roots)
     while todo:
-        pid = todo.pop()
+        pid = todo.pop(0)
         if pid not in seen:
             seen.add(pid)
+            order.append(pid)
             todo.extend(kids.get(pid, []))
-    return seen
+    return order
 
 
 @dataclass
@@ -72,8 +73,9 @@ class Node:
     name: str
     pgid: int
     folder: Path
+    id: str = ""  # Ray's node id
 
-    def pids(self) -> set[int]:
+    def pids(self) -> list[int]:
         return descendants(_group(self.pgid))
 
 
@@ -116,7 +118,8 @@ class LocalCluster:
         self.nodes.append(node)
         if proc.returncode != 0:
             raise RuntimeError(f"ray start ({name}) failed:\n{out[-3000:]}")
-        self.wait_for(len(self.nodes))
+        known = {n.id for n in self.nodes}
+        node.id = next(i for i in self.wait_for(len(self.nodes)) if i not in known)
         return node
 
     def alive_nodes(self) -> list[dict]:
@@ -128,15 +131,18 @@ class LocalCluster:
 
         return json.loads(res.stdout.strip().splitlines()[-1]) if res.returncode == 0 else []
 
-    def wait_for(self, count: int, timeout: float = 120) -> None:
+    def wait_for(self, count: int, timeout: float = 120) -> set[str]:
+        """The ids of the alive nodes, once there are `count` of them."""
         deadline = time.monotonic() + timeout
-        while len(self.alive_nodes()) < count:
+        while len(ids := {n["id"] for n in self.alive_nodes()}) < count:
             if time.monotonic() > deadline:
-                raise RuntimeError(f"only {len(self.alive_nodes())} of {count} Ray nodes came up")
+                raise RuntimeError(f"only {len(ids)} of {count} Ray nodes came up")
             time.sleep(0.5)
+        return ids
 
-    def kill(self, node: Node) -> set[int]:
-        """SIGKILL every process of one node at once (raylet, agents, workers and the jobs they run)."""
+    def kill(self, node: Node) -> list[int]:
+        """SIGKILL every process of one node (raylet, agents, workers and the jobs they run), parents first: as when
+        a machine dies, no worker outlives its node long enough to report on a job killed under it."""
         pids = node.pids()
         for pid in pids:
             try:
@@ -154,12 +160,12 @@ class LocalCluster:
             time.sleep(0.1)
 
 
-def start_cluster(nodes: int = 2, gpus: int = 2) -> LocalCluster:
+def start_cluster(nodes: int = 2, gpus: int = 2, cpus: int = 2) -> LocalCluster:
     """A fresh cluster under a short temp folder (Ray's socket paths must stay under ~107 characters)."""
     cluster = LocalCluster(Path(tempfile.mkdtemp(prefix="orch-ray-")))
     try:
         for _ in range(nodes):
-            cluster.start_node(gpus=gpus)
+            cluster.start_node(cpus=cpus, gpus=gpus)
     except BaseException:
         cluster.stop()
         shutil.rmtree(cluster.root, ignore_errors=True)
@@ -186,6 +192,7 @@ def test_two_nodes_come_up_with_declared_gpus_and_stop_cleanly():
     try:
         nodes = cluster.alive_nodes()
         assert len(nodes) == 2 and all(n["gpus"] == 2 for n in nodes), nodes
+        assert {n["id"] for n in nodes} == {n.id for n in cluster.nodes}
         assert all(n.pids() for n in cluster.nodes)
     finally:
         stop_cluster(cluster)
