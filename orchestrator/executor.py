@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import socket
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,7 +37,7 @@ class LocalExecutor:
             list(launch.argv), cwd=out, env=env, stdout=logs / "stdout.log", stderr=logs / "stderr.log",
             timeout=launch.timeout, groups=self.groups,
         )
-        return finished, {"executor": self.kind, "host": socket.gethostname(), "gpus": list(launch.gpu_ids)}
+        return finished, {"executor": self.kind, "host": os.uname().nodename, "gpus": list(launch.gpu_ids)}
 
     def cancel(self) -> None:
         self.groups.kill_all()

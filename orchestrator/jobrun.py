@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shlex
 import shutil
 import time
 from dataclasses import dataclass, replace
@@ -117,6 +116,8 @@ class JobRunner:
 
     def reproduce_command(self, p: Planned, env: Env, variables: dict[str, str]) -> str:
         """One shell line that reruns the job standalone into a fresh folder, with the same variables."""
+        import shlex
+
         assigns = " ".join(f"{k}={shlex.quote(val)}" for k, val in sorted(variables.items()))
         return (
             f'out="$(mktemp -d)" && cd "$out" && env -u PYTHONHOME ORCH_OUT="$out" {assigns} '

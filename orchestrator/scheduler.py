@@ -3,11 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-import queue
-import tempfile
 import threading
-import traceback
-from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 from orchestrator.context import Context
@@ -22,6 +18,8 @@ HOST_SLOT = "host"  # the single timing slot of a machine without GPUs
 
 def device_lock_path(slot: str) -> Path:
     """Machine-wide lock per GPU (or the host), so timed jobs of different runs never overlap."""
+    import tempfile
+
     d = Path(tempfile.gettempdir()) / "orchestrator-locks"
     d.mkdir(exist_ok=True)
     return d / f"device-{slot}.lock"
@@ -35,8 +33,8 @@ class Scheduler:
         """`initial` holds outcomes decided elsewhere (combine's cached upstreams) that plans may need."""
         self.ctx, self.runner, self.plans, self.progress = ctx, runner, plans, progress
         self.results: dict[str, Result] = dict(initial or {})
-        self.events: queue.Queue = queue.Queue()
-        self.envs: dict[str, Future] = {}
+        self.events = None  # a queue.Queue, made only when something has to run
+        self.envs: dict = {}  # name -> concurrent.futures.Future of its Env
         self.device_slots = list(ctx.gpus) if ctx.device.has_gpu else [HOST_SLOT]
         self.cpu_slots = max(1, ctx.jobs)
         self.running: dict[str, tuple[str, str | None]] = {}
@@ -56,6 +54,11 @@ class Scheduler:
         remote = [n for n in pending if self.runner.remote(self.plans[n])]
         if remote:
             self.runner.executor.start()  # connect only now: a cached run never reaches (or imports) the cluster
+        # Imported here: a fully cached run returns above without paying for threads and queues.
+        import queue
+        from concurrent.futures import Future, ThreadPoolExecutor
+
+        self.events = queue.Queue()
         builders = ThreadPoolExecutor(max_workers=max(1, self.ctx.jobs), thread_name_prefix="env")
         workers = ThreadPoolExecutor(max_workers=len(self.device_slots) + self.cpu_slots + len(remote), thread_name_prefix="job")
         try:
@@ -91,7 +94,7 @@ class Scheduler:
         self.progress.set(name, "waiting")
         return env
 
-    def _start_ready(self, pending: list[str], workers: ThreadPoolExecutor) -> bool:
+    def _start_ready(self, pending: list[str], workers) -> bool:
         """Start every job whose env and upstreams are ready and that has a slot; True if one finished here."""
         before = len(self.results)
         for name in pending:
@@ -195,6 +198,8 @@ class Scheduler:
     def _error_result(self, p: Planned, exc: BaseException) -> Result:
         if isinstance(exc, BuildError):
             return Result(p.job.name, "failed", str(exc).splitlines()[0], p.key, log_tail=str(exc))
+        import traceback
+
         tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
         return Result(p.job.name, "failed", f"internal error: {exc!r}", p.key, log_tail=tb)
 
