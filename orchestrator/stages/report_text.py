@@ -11,14 +11,14 @@ WIDTH = 120
 CELL = 15
 
 
-def _cell(s: Series, wl: str, best: dict) -> str:
+def _cell(s: Series, wl: str, best: dict, width: int = CELL) -> str:
     r = s.points.get(wl)
     if r is None:
         bad = next((p for p in s.problems if p.workload == wl), None)
-        return (bad.status if bad else "-").rjust(CELL)
+        return (bad.status if bad else "-").rjust(width)
     mark = "!" if r.ok is False else "*" if best.get(wl) is s else " "
     rate = "    -" if r.tflops is None else f"{r.tflops:5.0f}" if r.tflops >= 10 else f"{r.tflops:5.1f}"
-    return f"{mark}{fmt_ms(r.p50)}{rate}".rjust(CELL)
+    return f"{mark}{fmt_ms(r.p50)}{rate}".rjust(width)
 
 
 def _speed(s: Series) -> float:
@@ -45,13 +45,14 @@ def summary(m: Model, n_warnings: int) -> str:
     out = [f"Benchmark summary: {head}",
            "cells: p50 ms, TFLOP/s;  * fastest correct result   ! wrong result (differs from the fp32 reference)", ""]
     names = [w.name for w in m.workloads]
-    per_block = max(1, (WIDTH - name_w) // CELL)
+    cell = max([CELL] + [len(n) + 2 for n in names])  # whole workload names, never cut
+    per_block = max(1, (WIDTH - name_w) // cell)
     for start in range(0, len(names), per_block) if rows else ():
         block = names[start:start + per_block]
-        out.append("impl".ljust(name_w) + "".join(n[-(CELL - 1):].rjust(CELL) for n in block))
-        out.append("-" * (name_w + CELL * len(block)))
+        out.append("impl".ljust(name_w) + "".join(n.rjust(cell) for n in block))
+        out.append("-" * (name_w + cell * len(block)))
         for s in rows:
-            out.append(s.label.ljust(name_w) + "".join(_cell(s, w, best) for w in block))
+            out.append(s.label.ljust(name_w) + "".join(_cell(s, w, best, cell) for w in block))
         out.append("")
     if not rows:
         out += ["no impl produced a measurement", ""]
