@@ -8,7 +8,9 @@ import os
 from pathlib import Path
 
 SKIP_DIRS = {"__pycache__", ".git", ".pytest_cache", ".mypy_cache", ".ruff_cache", "build", "dist", ".venv", ".nox"}
-SKIP_SUFFIXES = (".pyc", ".pyo")
+# Bytecode, and lock files: a job's lock is keyed on its own, and another process may be writing one right now.
+SKIP_SUFFIXES = (".pyc", ".pyo", ".lock.txt")
+SKIP_INFIX = ".lock.txt.tmp"
 
 
 def sha256_bytes(data: bytes) -> str:
@@ -35,7 +37,7 @@ def sha256_tree(root: Path) -> str:
         dirnames[:] = sorted(d for d in dirnames if d not in SKIP_DIRS and not d.endswith(".egg-info"))
         rel = os.path.relpath(dirpath, root)
         for fname in sorted(filenames):
-            if fname.endswith(SKIP_SUFFIXES):
+            if fname.endswith(SKIP_SUFFIXES) or SKIP_INFIX in fname:
                 continue
             h.update(f"{rel}/{fname}\0".encode())
             h.update(sha256_file(Path(dirpath, fname)).encode())

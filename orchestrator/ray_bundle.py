@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from orchestrator.errors import BuildError
-from orchestrator.hashing import SKIP_DIRS, SKIP_SUFFIXES
+from orchestrator.hashing import SKIP_DIRS, SKIP_INFIX, SKIP_SUFFIXES
 
 MAX_BYTES = 1 << 30  # one job's outputs (or one upstream's artifacts) travelling at once
 
@@ -48,7 +48,7 @@ class Bundle:
                 elif path.is_dir():
                     dirs.append(rel)
                 elif path.is_file():
-                    if source_tree and name.endswith(SKIP_SUFFIXES):
+                    if source_tree and (name.endswith(SKIP_SUFFIXES) or SKIP_INFIX in name):
                         continue
                     data = path.read_bytes()
                     total += len(data)
