@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 
-from orchestrator.context import Context
+from orchestrator.context import STAGE, Context
 from orchestrator.discover import Job, topo_order
 from orchestrator.store import FAILED, LATEST, LOCKS, STAGING
 
@@ -52,7 +52,7 @@ def clean(ctx: Context, jobs: dict[str, Job], everything: bool) -> int:
         if job_dir.name.startswith(".") or job_dir.name == LATEST or not job_dir.is_dir():
             continue
         for entry in store.entries(job_dir.name):
-            if (job_dir.name, entry.name) in keep or (job_dir.name == "combine" and not everything):
+            if (job_dir.name, entry.name) in keep or (job_dir.name == STAGE and not everything):
                 continue
             try:
                 with FileLock(str(store.lock_path(job_dir.name, entry.name)), timeout=0):

@@ -9,7 +9,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from orchestrator.context import REPO, STAGE_DIR, Context
+from orchestrator.context import REPO, STAGE, STAGE_DIR, Context
 from orchestrator.discover import Job, discover, load_job, with_upstreams
 from orchestrator.envs import Interpreter, default_envs_dir
 from orchestrator.errors import UserError
@@ -17,7 +17,6 @@ from orchestrator.fingerprint import detect_device
 from orchestrator.store import Store
 from orchestrator.workloads import resolve_suite
 
-STAGE = "combine"
 SUITES = Path("shared") / "attnbench" / "workloads"
 
 

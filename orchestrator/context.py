@@ -12,6 +12,7 @@ from orchestrator.workloads import Suite
 
 REPO = Path(__file__).resolve().parent.parent
 STAGE_DIR = Path(__file__).resolve().parent / "stages"
+STAGE = "combine"  # the combine stage's job name, reserved
 
 
 @dataclass(frozen=True)

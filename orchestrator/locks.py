@@ -24,15 +24,24 @@ def inputs_hash(job: Job) -> str:
     return sha256_json({"format": LOCK_FORMAT, "requires_python": job.requires_python, "requirements": list(job.lock_requirements)})
 
 
-def lock_state(job: Job) -> str:
-    """'ok', 'missing' or 'stale' (made from other requirements than the script now declares)."""
+def read_lock_text(job: Job) -> str | None:
     try:
-        with open(job.lock, encoding="utf-8") as f:
-            head = [f.readline() for _ in range(3)]
+        return job.lock.read_text(encoding="utf-8")
     except FileNotFoundError:
+        return None
+
+
+def lock_state(job: Job, text: str | None = None) -> str:
+    """'ok', 'missing' or 'stale' (made from other requirements than the script now declares).
+
+    `text` is the lock's content when the caller has read it already.
+    """
+    if text is None:
+        text = read_lock_text(job)
+    if text is None:
         return "missing"
     want = INPUTS_LINE + inputs_hash(job)
-    return "ok" if any(line.strip() == want for line in head) else "stale"
+    return "ok" if any(line.strip() == want for line in text.splitlines()[:3]) else "stale"
 
 
 def ensure_lock(job: Job, uv: Uv | None, *, locked: bool) -> None:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from orchestrator.context import Context
 from orchestrator.discover import Job
 from orchestrator.keys import TreeHashes, key_inputs, key_of
-from orchestrator.locks import ensure_lock, lock_state
+from orchestrator.locks import ensure_lock, lock_state, read_lock_text
 from orchestrator.store import Manifest
 
 
@@ -40,16 +40,18 @@ def read_lock(job: Job, ctx: Context, on_lock=None, create: bool = True) -> str 
 
     With create=False (list, show) a missing or stale lock gives None instead of calling uv.
     """
+    text = read_lock_text(job)
     if ctx.base is not None:
-        return job.lock.read_text(encoding="utf-8") if job.lock.is_file() else None
-    state = lock_state(job)
-    if state != "ok" and not create:
+        return text
+    state = lock_state(job, text)
+    if state == "ok":
+        return text
+    if not create:
         return None
-    if state != "ok":
-        if on_lock is not None and not ctx.locked:
-            on_lock(job.name, state)
-        ensure_lock(job, None if ctx.locked else ctx.uv(), locked=ctx.locked)
-    return job.lock.read_text(encoding="utf-8")
+    if on_lock is not None and not ctx.locked:
+        on_lock(job.name, state)
+    ensure_lock(job, None if ctx.locked else ctx.uv(), locked=ctx.locked)
+    return read_lock_text(job)
 
 
 def stage_settings(ctx: Context) -> dict:

@@ -62,16 +62,22 @@ class Store:
 
     def lookup(self, name: str, key: str, verify: bool = True) -> Manifest | None:
         """The committed manifest for (name, key), or None when absent, unreadable or not matching its files."""
+        manifest, problem = self.inspect(name, key, verify)
+        return None if problem else manifest
+
+    def inspect(self, name: str, key: str, verify: bool = True) -> tuple[Manifest | None, str | None]:
+        """(manifest, None) for a sound entry, else (manifest or None, what is wrong with it)."""
         folder = self.entry(name, key)
         try:
             manifest = Manifest.from_json(json.loads((folder / MANIFEST).read_text()))
-        except (OSError, ValueError, TypeError):
-            return None
+        except (OSError, ValueError, TypeError) as exc:
+            return None, f"manifest unreadable: {exc}"
         if manifest.key != key or manifest.name != name:
-            return None
-        if verify and self.damaged_files(folder, manifest):
-            return None
-        return manifest
+            return manifest, "manifest names another job or key"
+        bad = self.damaged_files(folder, manifest) if verify else []
+        if bad:
+            return manifest, f"files differ from their manifest sha256: {', '.join(bad)}"
+        return manifest, None
 
     @staticmethod
     def damaged_files(folder: Path, manifest: Manifest) -> list[str]:
@@ -94,17 +100,9 @@ class Store:
                 continue
             for folder in self.entries(job_dir.name):
                 checked += 1
-                try:
-                    manifest = Manifest.from_json(json.loads((folder / MANIFEST).read_text()))
-                except (OSError, ValueError, TypeError) as exc:
-                    problems.append((folder, f"manifest unreadable: {exc}"))
-                    continue
-                if manifest.key != folder.name or manifest.name != job_dir.name:
-                    problems.append((folder, "manifest names another job or key"))
-                    continue
-                bad = self.damaged_files(folder, manifest)
-                if bad:
-                    problems.append((folder, f"files differ from their manifest sha256: {', '.join(bad)}"))
+                _, problem = self.inspect(job_dir.name, folder.name)
+                if problem:
+                    problems.append((folder, problem))
         return checked, problems
 
     def entries(self, name: str) -> list[Path]:

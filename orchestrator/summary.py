@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import sys
 
-from orchestrator.context import Context
+from orchestrator.context import STAGE, Context
 from orchestrator.jobrun import Result
 
-STAGE = "combine"
 
 
 def exit_code(results: dict[str, Result]) -> int:
