@@ -39,7 +39,11 @@ def test_summary_keeps_raw_times_and_reports_every_statistic():
     assert lat.mean == pytest.approx(4.0)
     assert lat.std == pytest.approx(statistics.stdev(raw))
     assert lat.p10 == pytest.approx(1.4) and lat.p90 == pytest.approx(7.6)
-    assert set(lat.to_json()) == {"mean", "p10", "p50", "p90", "min", "max", "std", "reps", "raw", "mode"}
+    assert set(lat.to_json()) == {"mean", "p10", "p50", "p90", "min", "max", "std", "reps", "raw", "mode", "calls",
+                                  "cold_p50"}
+    assert lat.calls == 1 and lat.cold_p50 is None
+    cold = summarize([2.0, 9.0, 4.0], "graph", calls=29, cold_ms=[5.0, 1.0, 3.0])
+    assert (cold.calls, cold.cold_p50) == (29, 3.0)
 
 
 def test_median_ci_brackets_the_median_and_narrows_with_more_reps():

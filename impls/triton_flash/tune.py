@@ -90,6 +90,9 @@ def main(argv=None) -> int:
             if config is None:
                 row["chose"] = str(bench._autotuned().best_config)
             shape_rows.append(row)
+            if args.json:  # after every variant, so a run stopped at its time limit keeps what it measured
+                with open(args.json, "w") as f:
+                    json.dump(rows + shape_rows, f, indent=1)
             print(f"  {label} {ms:8.4f} ms {row['tflops']:6.0f} TFLOP/s  rel-L2 vs SDPA {err:.1e}"
                   + (f"  ({row['chose']})" if config is None else ""), flush=True)
         good = [r for r in shape_rows if r["rel_l2"] < 1e-2]

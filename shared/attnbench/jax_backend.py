@@ -172,7 +172,7 @@ class JaxBackend:
                 times.append((time.perf_counter() - t0) * 1e3 / (launches * calls))
             return times
 
-        return RepTimer(mode, run, note=note, keep=sets)
+        return RepTimer(mode, run, calls=launches * calls, note=note, keep=sets)
 
     def release(self) -> None:
         gc.collect()

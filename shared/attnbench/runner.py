@@ -24,6 +24,7 @@ from attnbench.stats import median_stable, summarize
 from attnbench.suite import Suite, Workload, load_suite
 
 SKIP_EXIT = 77
+COLD_REPS = 25  # single-call replays after an L2 flush, for lat_ms.cold_p50
 USER_ERROR_EXIT = 2
 
 
@@ -169,11 +170,12 @@ def measure(backend, fn, impl: str, tags: dict, env: Env, wl: Workload, opts: Op
         print(f"{impl} {wl.name}: {timer.note}", file=sys.stderr)
     clock.mark(f"{timer.mode} setup")
     raw = adaptive_reps(timer.run, opts, backend.has_cuda)
+    cold = timer.cold(COLD_REPS) if timer.cold else None
     if timer.graph_out is not None:  # what the replays computed must be right too
         acc = acc.worse(backend.check(finish(timer.graph_out), ref, tol))
     clock.mark("reps")
     clock.report()
-    lat = summarize(raw, timer.mode)
+    lat = summarize(raw, timer.mode, timer.calls, cold)
     tflops = wl.flops / (lat.p50 * 1e-3) / 1e12 if lat.p50 > 0 else None
     return Record(
         impl, wl, "ok", tags, env, lat_ms=lat, compile_ms=compile_ms, peak_bytes=peak_bytes,

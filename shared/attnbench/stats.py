@@ -22,11 +22,15 @@ class Latency:
     reps: int
     raw: tuple[float, ...]
     mode: str
+    calls: int = 1  # impl calls per rep: a rep's time is the batch's time divided by it
+    cold_p50: float | None = None  # graph mode: median of single calls, each after an L2 flush
+
 
     def to_json(self) -> dict:
         return {
             "mean": self.mean, "p10": self.p10, "p50": self.p50, "p90": self.p90, "min": self.min,
             "max": self.max, "std": self.std, "reps": self.reps, "raw": list(self.raw), "mode": self.mode,
+            "calls": self.calls, "cold_p50": self.cold_p50,
         }
 
     @classmethod
@@ -44,7 +48,7 @@ def quantile(sorted_xs: list[float], q: float) -> float:
     return sorted_xs[lo] + (sorted_xs[hi] - sorted_xs[lo]) * (pos - lo)
 
 
-def summarize(raw_ms: list[float], mode: str) -> Latency:
+def summarize(raw_ms: list[float], mode: str, calls: int = 1, cold_ms: list[float] | None = None) -> Latency:
     """Mean, interpolated p10/p50/p90, min, max and sample standard deviation of the raw times."""
     xs = sorted(raw_ms)
     n = len(xs)
@@ -54,6 +58,7 @@ def summarize(raw_ms: list[float], mode: str) -> Latency:
     return Latency(
         mean=r(mean), p10=r(quantile(xs, 0.10)), p50=r(quantile(xs, 0.50)), p90=r(quantile(xs, 0.90)),
         min=r(xs[0]), max=r(xs[-1]), std=r(std), reps=n, raw=tuple(r(x) for x in raw_ms), mode=mode,
+        calls=calls, cold_p50=r(quantile(sorted(cold_ms), 0.5)) if cold_ms else None,
     )
 
 

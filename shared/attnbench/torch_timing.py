@@ -1,14 +1,20 @@
-"""Per-rep timers for torch: CUDA events around one call or one graph replay, L2 flushed before each; host clock on CPU.
+"""Per-rep timers for torch: CUDA events around a graph of back-to-back calls or around one eager call,
+L2 flushed before each rep; host clock on CPU.
 
-Graph mode captures ONE call of the impl into a CUDA graph and times each replay with CUDA events. The L2
-flush (a memset of a buffer twice the L2 size) is an ordinary kernel enqueued before the start event, so
-it is never inside the measured interval, and because it keeps the GPU busy for tens of microseconds the
-host has already enqueued the replay when the start event fires. One call per graph (rather than a graph
-of many calls) is what lets every rep start with a cold L2, as the real workload would.
+Graph mode captures N calls of the impl into one CUDA graph (N chosen so a replay lasts about
+GRAPH_TARGET_MS) and times each replay with CUDA events; a rep is the replay's time divided by N. The calls
+run back to back with no launch gaps, as in `triton.testing.do_bench_cudagraph`, so the number is the
+kernel's own steady-state time. The L2 flush (a memset of a buffer twice the L2 size) is an ordinary kernel
+enqueued before the start event: it is never inside the measured interval, it keeps the GPU busy while the
+host enqueues the replay, and it makes each rep's first call read its inputs from HBM (one call in N, so a
+bias below 0.5 % for kernels of tens of µs). The single-call graph is kept too: `cold` times one call per
+replay after a flush (cold L2, one graph launch included), which is what an isolated call costs.
 """
 
 from __future__ import annotations
 
+import math
+import statistics
 import time
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -16,6 +22,8 @@ from typing import Any, Callable
 from attnbench.errors import one_line
 
 MIN_FLUSH_BYTES = 16 << 20
+GRAPH_TARGET_MS = 2.0  # one replay of the many-call graph lasts about this long
+MAX_CALLS_PER_GRAPH = 200
 
 
 @dataclass
@@ -24,9 +32,11 @@ class RepTimer:
 
     mode: str
     run: Callable[[int], list[float]]
+    calls: int = 1  # impl calls per rep (the rep's time is already divided by it)
+    cold: Callable[[int], list[float]] | None = None  # graph mode: one call per replay, cold L2
     graph_out: Any = None  # the graph's static output (graph mode), checked against the reference too
     note: str | None = None  # why graph mode was not used, when it was asked for
-    keep: Any = None  # objects (graph, buffers) that must live as long as the timer
+    keep: Any = None  # objects (graphs, buffers) that must live as long as the timer
 
 
 def flush_buffer(torch, device):
@@ -35,8 +45,8 @@ def flush_buffer(torch, device):
     return torch.empty(max(2 * l2, MIN_FLUSH_BYTES), dtype=torch.uint8, device=device)
 
 
-def event_runner(torch, call: Callable[[], Any], flush) -> Callable[[int], list[float]]:
-    """A function that times n reps of `call` with CUDA events, flushing L2 outside each measured interval."""
+def event_runner(torch, call: Callable[[], Any], flush, calls: int = 1) -> Callable[[int], list[float]]:
+    """A function that times n reps of `call` with CUDA events (÷ calls), flushing L2 outside each interval."""
 
     def run(n: int) -> list[float]:
         starts = [torch.cuda.Event(enable_timing=True) for _ in range(n)]
@@ -47,13 +57,13 @@ def event_runner(torch, call: Callable[[], Any], flush) -> Callable[[int], list[
             call()
             end.record()
         torch.cuda.synchronize()
-        return [s.elapsed_time(e) for s, e in zip(starts, ends)]
+        return [s.elapsed_time(e) / calls for s, e in zip(starts, ends)]
 
     return run
 
 
-def capture_graph(torch, fn: Callable, args: tuple):
-    """Capture one call of fn(*args) in a CUDA graph; returns (graph, static output). Raises if not capturable."""
+def capture_graph(torch, fn: Callable, args: tuple, calls: int = 1):
+    """Capture `calls` back-to-back calls of fn(*args) in one CUDA graph; returns (graph, last output)."""
     side = torch.cuda.Stream()
     side.wait_stream(torch.cuda.current_stream())
     with torch.cuda.stream(side):  # capture needs the impl warmed on a side stream (lazy init, workspaces)
@@ -63,10 +73,30 @@ def capture_graph(torch, fn: Callable, args: tuple):
     torch.cuda.synchronize()
     graph = torch.cuda.CUDAGraph()
     with torch.cuda.graph(graph):
-        out = fn(*args)
+        for _ in range(calls):
+            out = fn(*args)
     graph.replay()
     torch.cuda.synchronize()
     return graph, out
+
+
+def calls_per_graph(single_call_ms: float) -> int:
+    """How many calls one replay holds so that it lasts about GRAPH_TARGET_MS (1 for calls that long)."""
+    if single_call_ms <= 0:
+        return MAX_CALLS_PER_GRAPH
+    return max(1, min(MAX_CALLS_PER_GRAPH, math.ceil(GRAPH_TARGET_MS / single_call_ms)))
+
+
+def graph_timer(torch, fn: Callable, args: tuple, flush) -> RepTimer:
+    """Graph mode: the single-call graph sizes the many-call one and stays as the cold timer."""
+    single, out = capture_graph(torch, fn, args, 1)
+    cold = event_runner(torch, single.replay, flush)
+    calls = calls_per_graph(statistics.median(cold(5)))
+    graph = single
+    if calls > 1:
+        graph, out = capture_graph(torch, fn, args, calls)
+    return RepTimer("graph", event_runner(torch, graph.replay, flush, calls), calls=calls, cold=cold,
+                    graph_out=out, keep=(single, graph, flush))
 
 
 def cuda_timer(torch, fn: Callable, args: tuple, graph_safe: bool, device) -> RepTimer:
@@ -75,8 +105,7 @@ def cuda_timer(torch, fn: Callable, args: tuple, graph_safe: bool, device) -> Re
     note = None
     if graph_safe:
         try:
-            graph, out = capture_graph(torch, fn, args)
-            return RepTimer("graph", event_runner(torch, graph.replay, flush), graph_out=out, keep=(graph, flush))
+            return graph_timer(torch, fn, args, flush)
         except Exception as exc:  # any capture failure falls back to events; the reason goes into the log
             note = f"graph capture failed, timed with events: {one_line(exc)}"
             try:
