@@ -176,3 +176,14 @@ def test_bench_skips_cleanly_without_cuda(tmp_path):
     records = [json.loads(line) for line in (tmp_path / "results.jsonl").read_text().splitlines()]
     assert records and {r["status"] for r in records} == {"skipped"}
     assert records[0]["tags"]["family"] == "triton" and records[0]["tags"]["backend"] == "attnbench-triton-fa"
+
+
+@pytest.mark.parametrize("seq, dim, causal, ws", [
+    (4096, 128, False, True), (8192, 128, False, True),  # measured correct and fastest with WS on the H100
+    (4416, 128, False, False),  # a masked last key block: WS gave wrong answers with masks
+    (4096, 128, True, False), (4096, 64, False, False), (4096, 256, False, False),
+])
+def test_auto_uses_warp_specialization_only_where_it_was_measured_correct(bench, seq, dim, causal, ws):
+    variant = bench.auto_variant(seq, dim, causal)
+    assert variant["warp_specialize"] is ws
+    assert variant["path"] == ("devdesc" if ws else "desc")

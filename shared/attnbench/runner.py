@@ -38,12 +38,16 @@ class Options:
     tolerance: Tolerance = None
     warmup_s: float | None = None
     time_cap_s: float | None = None
+    settle_s: float | None = None
     rel_ci: float = 0.01
     min_reps: int = 10
     max_reps: int = 2000
 
     def warmup(self, cuda: bool) -> float:
         return self.warmup_s if self.warmup_s is not None else (0.2 if cuda else 0.05)
+
+    def settle(self, cuda: bool) -> float:
+        return self.settle_s if self.settle_s is not None else (0.5 if cuda else 0.0)
 
     def time_cap(self, cuda: bool) -> float:
         return self.time_cap_s if self.time_cap_s is not None else (2.0 if cuda else 0.5)
@@ -69,7 +73,7 @@ def run(
     fn(*prepare(q, k, v, wl)) — or fn(q, k, v, causal) without prepare — returns the output; finish(out)
     turns it into the canonical (B, S, H, D) layout for the check. prepare and finish are never timed.
     check() raises Skip (or ImportError) when the impl cannot run here. tolerance: rel-L2 bound, a number
-    or {dtype: number}. measure: warmup_s, time_cap_s, rel_ci, min_reps, max_reps.
+    or {dtype: number}. measure: warmup_s, settle_s, time_cap_s, rel_ci, min_reps, max_reps.
     """
     try:
         opts = Options(prepare=prepare, finish=finish, graph_safe=graph_safe, tolerance=tolerance, **measure)
@@ -169,6 +173,7 @@ def measure(backend, fn, impl: str, tags: dict, env: Env, wl: Workload, opts: Op
     if timer.note:
         print(f"{impl} {wl.name}: {timer.note}", file=sys.stderr)
     clock.mark(f"{timer.mode} setup")
+    settle(timer.run, opts.settle(backend.has_cuda))
     raw = adaptive_reps(timer.run, opts, backend.has_cuda)
     cold = timer.cold(COLD_REPS) if timer.cold else None
     if timer.graph_out is not None:  # what the replays computed must be right too
@@ -208,6 +213,14 @@ def warm_up(backend, fn, args, seconds: float) -> None:
         backend.call(fn, args)
         backend.sync()
         calls += 1
+
+
+def settle(run_reps: Callable[[int], list[float]], seconds: float) -> None:
+    """Run the timed pattern itself, unrecorded, for `seconds`: the GPU's clocks leave idle (or the warm-up's
+    host-gapped load) and reach the steady state of back-to-back work before the first recorded rep."""
+    t0 = time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        run_reps(5)
 
 
 def adaptive_reps(run_reps: Callable[[int], list[float]], opts: Options, cuda: bool) -> list[float]:
