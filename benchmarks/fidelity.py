@@ -49,7 +49,7 @@ def harness_median(backend, fn, args, graph_safe: bool, opts) -> dict:
     timer = backend.timer(fn, args, graph_safe)
     runner.settle(timer.run, opts.settle(True))
     raw = runner.adaptive_reps(timer.run, opts, True)
-    cold = timer.cold(runner.COLD_REPS) if timer.cold else None
+    cold = timer.cold(runner.COLD_REPS) if timer.cold else (raw if timer.mode == "graph" else None)
     return {"p50": statistics.median(raw), "mode": timer.mode, "reps": len(raw), "calls": timer.calls,
             "cold": statistics.median(cold) if cold else None}
 
@@ -80,7 +80,7 @@ def main() -> int:
                 with torch.no_grad():
                     runner.warm_up(backend, fn, call_args, 0.3)
                     first = harness_median(backend, fn, call_args, opts.graph_safe, opts)
-                    tri = do_bench_cudagraph(lambda: fn(*call_args), rep=200, return_mode="median")
+                    tri = do_bench_cudagraph(lambda: fn(*call_args), rep=100, return_mode="median")
                     second = harness_median(backend, fn, call_args, opts.graph_safe, opts)
                 h1, h2 = first["p50"], second["p50"]
                 row = {"impl": name, "workload": wl.name, "mode": first["mode"], "reps": first["reps"],

@@ -92,9 +92,9 @@ def graph_timer(torch, fn: Callable, args: tuple, flush) -> RepTimer:
     single, out = capture_graph(torch, fn, args, 1)
     cold = event_runner(torch, single.replay, flush)
     calls = calls_per_graph(statistics.median(cold(5)))
-    graph = single
-    if calls > 1:
-        graph, out = capture_graph(torch, fn, args, calls)
+    if calls == 1:  # the reps themselves are cold single calls: no second graph, no extra cold reps
+        return RepTimer("graph", cold, calls=1, cold=None, graph_out=out, keep=(single, flush))
+    graph, out = capture_graph(torch, fn, args, calls)
     return RepTimer("graph", event_runner(torch, graph.replay, flush, calls), calls=calls, cold=cold,
                     graph_out=out, keep=(single, graph, flush))
 
