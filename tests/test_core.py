@@ -98,3 +98,19 @@ def test_combine_merges_records_into_csv(tree):
     csv_text = (tree.artifacts / "latest" / "latency.csv").read_text()
     assert csv_text.splitlines()[0].startswith("Implementation,Impl ID,Workload")
     assert "plain,plain,tiny" in csv_text
+
+
+# The variables a multi-GPU host sets so that NVLink multicast never takes a shared machine's GPUs out of service.
+NVLS_OFF = {"NCCL_NVLS_ENABLE": "0", "TORCH_SYMM_MEM_DISABLE_MULTICAST": "1", "NVSHMEM_DISABLE_NVLS": "1"}
+DUMP_ENV = (
+    "import json, os\n"
+    f"json.dump({{k: os.environ.get(k) for k in {sorted(NVLS_OFF)!r}}},"
+    " open(os.path.join(os.environ['ORCH_OUT'], 'env.json'), 'w'))\n"
+)
+
+
+def test_jobs_inherit_the_parent_environment(tree):
+    tree.add_impl("envdump", DUMP_ENV)
+    out = tree.run("envdump", extra=["--no-combine"], env=NVLS_OFF)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert json.loads((entry_of(tree.artifacts, "envdump") / "env.json").read_text()) == NVLS_OFF

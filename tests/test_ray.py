@@ -267,3 +267,15 @@ def test_node_killed_mid_job_is_retried_or_failed_and_nothing_partial_is_committ
     assert all(not _alive(jobs[v]) for v in victims)
     assert verify(tree).returncode == 0
     assert not any((tree.artifacts / ".staging").iterdir())
+
+
+def test_workers_see_the_drivers_gpu_safety_variables(tree, cluster_module):
+    """The cluster was started without them: they reach the job only if the driver forwards its own."""
+    from test_core import DUMP_ENV, NVLS_OFF
+
+    tree.add_impl("envdump", DUMP_ENV, settings="gpu = true")
+    out = tree.run("envdump", extra=["--executor", "ray", "--no-combine"], env={"RAY_ADDRESS": cluster_module.address, **NVLS_OFF})
+    assert out.returncode == 0, out.stdout + out.stderr
+    (entry,) = entries(tree.artifacts, "envdump")
+    assert json.loads((entry / "env.json").read_text()) == NVLS_OFF
+    assert manifest(entry)["runner"]["node_id"]  # it ran on a worker, not in the driver
