@@ -65,8 +65,7 @@ LOG2E = 1.4426950408889634
 #     stages to 2-3 to fit the 64 KB Q tile and K/V in shared memory.
 # compile_check.py compiles every (D, path, causal, WS, config) for sm_90 without a GPU and prints shared
 # memory, registers and spills; all compile with Triton 3.6. Lists are short (3-4) so first-call autotuning
-# takes seconds. The next session times each config alone on the H100 (tune.py) and drops the ones that
-# never win.
+# takes seconds. tune.py timed each config alone on the H100: results/h100/TRITON.md.
 # ---------------------------------------------------------------------------------------------------------
 CONFIGS = {
     64: [(128, 128, 8, 3), (128, 64, 4, 3), (128, 64, 4, 4), (64, 64, 4, 3)],
@@ -383,8 +382,8 @@ def launch_plan(q, k, v, causal, *, sm_scale=None, path="desc", warp_specialize=
 
 # The H100 tuning session (tune.py --graph, triton 3.6, bf16, B=1 H=32; numbers in results/h100/TRITON.md):
 # devdesc + warp specialization with 128 x 128 tiles and 4 warps (one consumer warpgroup + the producer) is
-# the fastest correct variant at D=128, non-causal: 529 TFLOP/s at S=4096 and 538 at S=8192, against 478 and
-# 479 for the best variant without it. Warp specialization also gave WRONG results there: NaN with
+# the fastest correct variant at D=128, non-causal: 529 TFLOP/s at S=4096 and 538 at S=8192, against 487 and
+# 484 for the best variant without it (pointer loads, 128 x 64 tiles, 8 warps). Warp specialization also gave WRONG results there: NaN with
 # BLOCK_N = 64, and rel-L2 0.19 when the causal mask runs inside the specialized loop. So it is used only
 # where it was measured correct — non-causal, head_dim 128, a sequence that is a multiple of 128 (no masked
 # block) — and everything else takes the host-descriptor path, autotuned over CONFIGS (64 x 64 tiles won
