@@ -121,6 +121,9 @@ def test_gpu_jobs_never_hold_the_same_declared_gpu_at_once(tree, cluster_module)
         times.sort()
         assert all(a[1] <= b[0] for a, b in zip(times, times[1:])), (slot, times)
     assert len(spans) >= 2, spans  # the six were spread over several declared GPUs
+    timeline = subprocess.run([sys.executable, str(REPO / "scripts" / "gpu_timeline.py"), str(tree.artifacts)],
+                              capture_output=True, text=True)
+    assert timeline.returncode == 0 and "6 GPU jobs" in timeline.stdout, timeline.stdout + timeline.stderr
 
 
 def test_host_mode_builds_the_same_layer_on_the_worker(host, cluster_module):
