@@ -47,9 +47,7 @@ def impl_call(name: str) -> tuple:
 def harness_median(backend, fn, args, graph_safe: bool, opts) -> dict:
     """Exactly what the runner does for one workload's reps: its timer, adaptive reps, the cold single calls."""
     timer = backend.timer(fn, args, graph_safe)
-    runner.settle(timer.run, opts.settle(True))
-    raw = runner.adaptive_reps(timer.run, opts, True)
-    cold = timer.cold(runner.COLD_REPS) if timer.cold else (raw if timer.mode == "graph" else None)
+    raw, cold = runner.timed_reps(timer, opts, True)
     return {"p50": statistics.median(raw), "mode": timer.mode, "reps": len(raw), "calls": timer.calls,
             "cold": statistics.median(cold) if cold else None}
 

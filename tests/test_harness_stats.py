@@ -134,3 +134,18 @@ def test_importing_attnbench_loads_no_heavy_package():
     out = subprocess.run([sys.executable, "-c", code], env={"PYTHONPATH": shared}, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
+
+
+def test_cold_single_calls_come_from_the_cold_timer_or_from_the_reps_of_a_one_call_graph():
+    from attnbench.runner import COLD_REPS, Options, timed_reps
+    from attnbench.torch_timing import RepTimer
+
+    opts = Options(settle_s=0.0, time_cap_s=0.05)
+    many = RepTimer("graph", lambda n: [1.0] * n, calls=8, cold=lambda n: [1.2] * n)
+    raw, cold = timed_reps(many, opts, cuda=False)
+    assert set(raw) == {1.0} and cold == [1.2] * COLD_REPS
+    one = RepTimer("graph", lambda n: [2.0] * n)  # one call per replay: the reps are the cold calls
+    raw, cold = timed_reps(one, opts, cuda=False)
+    assert cold is raw
+    raw, cold = timed_reps(RepTimer("host", lambda n: [3.0] * n), opts, cuda=False)
+    assert cold is None

@@ -173,9 +173,7 @@ def measure(backend, fn, impl: str, tags: dict, env: Env, wl: Workload, opts: Op
     if timer.note:
         print(f"{impl} {wl.name}: {timer.note}", file=sys.stderr)
     clock.mark(f"{timer.mode} setup")
-    settle(timer.run, opts.settle(backend.has_cuda))
-    raw = adaptive_reps(timer.run, opts, backend.has_cuda)
-    cold = timer.cold(COLD_REPS) if timer.cold else (raw if timer.mode == "graph" else None)
+    raw, cold = timed_reps(timer, opts, backend.has_cuda)
     if timer.graph_out is not None:  # what the replays computed must be right too
         acc = acc.worse(backend.check(finish(timer.graph_out), ref, tol))
     clock.mark("reps")
@@ -213,6 +211,16 @@ def warm_up(backend, fn, args, seconds: float) -> None:
         backend.call(fn, args)
         backend.sync()
         calls += 1
+
+
+def timed_reps(timer, opts: Options, cuda: bool) -> tuple[list[float], list[float] | None]:
+    """A workload's recorded times: settle, adaptive reps, then the cold single calls (graph mode only; when a
+    replay holds one call, its reps already are those). benchmarks/fidelity.py times through this too."""
+    settle(timer.run, opts.settle(cuda))
+    raw = adaptive_reps(timer.run, opts, cuda)
+    if timer.cold:
+        return raw, timer.cold(COLD_REPS)
+    return raw, (raw if timer.mode == "graph" else None)
 
 
 def settle(run_reps: Callable[[int], list[float]], seconds: float) -> None:
