@@ -14,6 +14,13 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
+# A GPU job's body for scheduling tests: it records the CUDA_VISIBLE_DEVICES it was given and when it ran.
+GPU_SPAN = (
+    "import json, os, time\n"
+    "t0 = time.time(); time.sleep(1.0); t1 = time.time()\n"
+    "json.dump({'cvd': os.environ.get('CUDA_VISIBLE_DEVICES'), 'start': t0, 'end': t1},"
+    " open(os.path.join(os.environ['ORCH_OUT'], 'span.json'), 'w'))\n"
+)
 LINE = re.compile(r"^\S (\S+)\s+(cached|ok|failed|skipped)\b", re.M)
 
 

@@ -11,23 +11,16 @@ import json
 
 import pytest
 
+from conftest import GPU_SPAN
 from orchestrator.fingerprint import detect_device
 from test_core import entry_of
 
 pytestmark = pytest.mark.skipif(len(detect_device().gpus) < 2, reason="needs a machine with 2 or more NVIDIA GPUs")
 
-SPAN = (
-    "import json, os, time\n"
-    "t0 = time.time(); time.sleep(1.0); t1 = time.time()\n"
-    "json.dump({'cvd': os.environ.get('CUDA_VISIBLE_DEVICES'), 'start': t0, 'end': t1},"
-    " open(os.path.join(os.environ['ORCH_OUT'], 'span.json'), 'w'))\n"
-)
-
-
 def test_gpu_jobs_run_side_by_side_on_different_gpus_and_alone_on_each(tree):
     names = [f"g{i}" for i in range(6)]
     for name in names:
-        tree.add_impl(name, SPAN, settings="gpu = true")
+        tree.add_impl(name, GPU_SPAN, settings="gpu = true")
     out = tree.run(*names, extra=["--gpus", "0,1", "-j", "4", "--no-combine"])
     assert out.returncode == 0, out.stdout + out.stderr
     spans = {name: json.loads((entry_of(tree.artifacts, name) / "span.json").read_text()) for name in names}

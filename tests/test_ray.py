@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, orch
+from conftest import GPU_SPAN, REPO, orch
 from test_faults import FAULTS, _alive
 from test_host_mode import WRITE_VERSIONS, host, host_args  # noqa: F401 - host is a fixture
 from test_ray_cluster import cluster_module, start_cluster, stop_cluster  # noqa: F401 - cluster_module is a fixture
@@ -102,19 +102,14 @@ def test_modules_beside_the_script_travel_with_it(tree, cluster_module):
 
 def test_gpu_jobs_never_hold_the_same_declared_gpu_at_once(tree, cluster_module):
     for i in range(6):
-        tree.add_impl(f"gpu{i}", (
-            "import json, os, time\n"
-            "t0 = time.time(); time.sleep(1.0); t1 = time.time()\n"
-            "json.dump({'cvd': os.environ.get('CUDA_VISIBLE_DEVICES'), 'start': t0, 'end': t1},"
-            " open(os.path.join(os.environ['ORCH_OUT'], 'gpu.json'), 'w'))\n"
-        ), settings="gpu = true")
+        tree.add_impl(f"gpu{i}", GPU_SPAN, settings="gpu = true")
     names = [f"gpu{i}" for i in range(6)]
     out = ray_run(tree, cluster_module, *names, extra=["--no-combine"])
     assert out.returncode == 0, out.stdout + out.stderr
     spans: dict[tuple[str, str], list[tuple[float, float]]] = {}
     for name in names:
         (entry,) = entries(tree.artifacts, name)
-        seen, runner = json.loads((entry / "gpu.json").read_text()), manifest(entry)["runner"]
+        seen, runner = json.loads((entry / "span.json").read_text()), manifest(entry)["runner"]
         assert len(runner["gpus"]) == 1 and seen["cvd"] == runner["gpus"][0], (seen, runner)
         spans.setdefault((runner["node_id"], seen["cvd"]), []).append((seen["start"], seen["end"]))
     for slot, times in spans.items():
