@@ -29,8 +29,6 @@ LOST = ("NodeDiedError", "WorkerCrashedError", "ObjectLostError", "LocalRayletDi
 CANCEL_WAIT_S = 15.0
 CONNECT_TIMEOUT_S = 5.0
 
-
-
 # The driver's variables a worker's jobs must see as a local job would: GPU, communication and framework settings
 # (a host that sets NCCL_NVLS_ENABLE=0 for safety must not lose it on a node whose `ray start` shell lacks it).
 # Paths, the user and the shell stay the node's own; CUDA_VISIBLE_DEVICES is set per job by the scheduler.
@@ -43,6 +41,7 @@ def forwarded_env(environ=None) -> dict[str, str]:
     """The driver's variables (FORWARDED_PREFIXES) that Ray sets in every worker process of this run."""
     environ = os.environ if environ is None else environ
     return {k: v for k, v in sorted(environ.items()) if k.startswith(FORWARDED_PREFIXES) and k not in NOT_FORWARDED}
+
 
 class RemoteError(BuildError):
     """A job could not be run on the cluster (lost twice, or sent back something unusable): it fails, others go on."""

@@ -24,7 +24,8 @@ shape (tags.compile = "jit", measured as compile_ms).
 The kernel lives in this file, not in a module beside it, because an impl's cache key hashes its script
 only (compile_check.py and tune.py beside it are tools, not dependencies). Knobs for the tuning session,
 recorded in tags.kernel: TRITON_FA_PATH=auto|desc|devdesc|ptr (auto, the default, picks per shape: see
-auto_variant), TRITON_FA_WS=0|1, TRITON_FA_CONFIG=BM,BN,warps,stages (one config, no autotuning). The cache key does not see them: run them outside the orchestrator.
+auto_variant), TRITON_FA_WS=0|1, TRITON_FA_CONFIG=BM,BN,warps,stages (one config, no autotuning). The cache
+key does not see them: run them outside the orchestrator.
 """
 
 from __future__ import annotations
@@ -383,8 +384,9 @@ def launch_plan(q, k, v, causal, *, sm_scale=None, path="desc", warp_specialize=
 # The H100 tuning session (tune.py --graph, triton 3.6, bf16, B=1 H=32; numbers in results/h100/TRITON.md):
 # devdesc + warp specialization with 128 x 128 tiles and 4 warps (one consumer warpgroup + the producer) is
 # the fastest correct variant at D=128, non-causal: 529 TFLOP/s at S=4096 and 538 at S=8192, against 487 and
-# 484 for the best variant without it (pointer loads, 128 x 64 tiles, 8 warps). Warp specialization also gave WRONG results there: NaN with
-# BLOCK_N = 64, and rel-L2 0.19 when the causal mask runs inside the specialized loop. So it is used only
+# 484 for the best variant without it (pointer loads, 128 x 64 tiles, 8 warps). Warp specialization also gave
+# WRONG results there: NaN with BLOCK_N = 64, and rel-L2 0.19 when the causal mask runs inside the
+# specialized loop. So it is used only
 # where it was measured correct — non-causal, head_dim 128, a sequence that is a multiple of 128 (no masked
 # block) — and everything else takes the host-descriptor path, autotuned over CONFIGS (64 x 64 tiles won
 # every causal shape there).
@@ -456,8 +458,9 @@ def pre_hopper() -> bool:
 if __name__ == "__main__":
     if SETTINGS["path"] != "ptr" and pre_hopper():
         SETTINGS.update(path="ptr", warp_specialize=False)
-    kernel = SETTINGS["path"] + ("+ws" if SETTINGS["warp_specialize"] else "")
-    kernel += "" if SETTINGS["config"] is None else "@" + ",".join(map(str, SETTINGS["config"]))
     if SETTINGS["path"] == "auto":
         kernel = "auto: devdesc+ws@128,128,4,2 where non-causal, D=128, S%128=0; else desc, autotuned"
+    else:
+        kernel = SETTINGS["path"] + ("+ws" if SETTINGS["warp_specialize"] else "")
+        kernel += "" if SETTINGS["config"] is None else "@" + ",".join(map(str, SETTINGS["config"]))
     raise SystemExit(attnbench.run(attend, prepare=prepare, check=check, tags={"kernel": kernel}))

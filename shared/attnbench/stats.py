@@ -25,7 +25,6 @@ class Latency:
     calls: int = 1  # impl calls per rep: a rep's time is the batch's time divided by it
     cold_p50: float | None = None  # graph mode: median of single calls, each after an L2 flush
 
-
     def to_json(self) -> dict:
         return {
             "mean": self.mean, "p10": self.p10, "p50": self.p50, "p90": self.p90, "min": self.min,
