@@ -1,11 +1,12 @@
 """nox sessions generated from discovery: one per implementation, one per backend family, plus tests.
 
-Every impl/family session delegates to the orchestrator (python=False): nox itself installs nothing for the
+`ORCH_IMPLS_DIR` points discovery (and the sessions) at another impls folder. Every impl/family session delegates to the orchestrator (python=False): nox itself installs nothing for the
 scripts, because it would ignore [tool.uv.sources] and fetch a same-named package instead of shared/.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -17,12 +18,13 @@ sys.path.insert(0, str(ROOT))
 from orchestrator.discover import discover  # noqa: E402
 
 nox.options.sessions = ["tests"]
-JOBS = discover(ROOT / "impls")
+IMPLS = Path(os.environ.get("ORCH_IMPLS_DIR") or ROOT / "impls").resolve()  # tests point it at a fixture tree
+JOBS = discover(IMPLS)
 
 
 def _delegate(names: list[str], description: str):
     def session(s: nox.Session) -> None:
-        s.run(sys.executable, "-m", "orchestrator", "run", *names, *s.posargs, external=True)
+        s.run(sys.executable, "-m", "orchestrator", "run", *names, "--impls-dir", str(IMPLS), *s.posargs, external=True)
 
     session.__doc__ = description
     return session
@@ -37,9 +39,10 @@ for _name, _job in JOBS.items():
     if "family" in _job.tags:
         _families.setdefault(_job.tags["family"], []).append(_name)
 for _family, _names in sorted(_families.items()):
-    if _family in JOBS:
-        raise SystemExit(f"noxfile: family {_family!r} has the same name as an impl")
-    nox.session(name=_family, python=False)(_delegate(_names, f"run the {_family} family: {', '.join(_names)}"))
+    if _family in JOBS and _names == [_family]:
+        continue  # a family of one impl that bears its name: the impl's own session runs it
+    _session = f"{_family}-family" if _family in JOBS else _family
+    nox.session(name=_session, python=False)(_delegate(_names, f"run the {_family} family: {', '.join(_names)}"))
 
 
 @nox.session(python=False)

@@ -17,7 +17,8 @@ from orchestrator.fingerprint import detect_device
 from orchestrator.store import Store
 from orchestrator.workloads import resolve_suite
 
-SUITES = Path("shared") / "attnbench" / "workloads"
+HARNESS = Path("shared") / "attnbench"
+SUITES = HARNESS / "workloads"
 
 
 def _gpus(spec: str | None, device) -> tuple[str, ...]:
@@ -39,7 +40,8 @@ def make_context(args, **overrides) -> Context:
     device = detect_device()
     impls_dir = args.impls_dir.resolve()
     suites_dir = args.suites_dir or next((d for d in (impls_dir.parent / SUITES, REPO / SUITES) if d.is_dir()), REPO / SUITES)
-    suite = resolve_suite(args.workloads or ("seed" if device.has_gpu else "smoke"), suites_dir)
+    harness = next((d for d in (impls_dir.parent / HARNESS, REPO / HARNESS) if (d / "suite.py").is_file()), REPO / HARNESS)
+    suite = resolve_suite(args.workloads or ("seed" if device.has_gpu else "smoke"), suites_dir, harness)
     ctx = Context(
         impls_dir=impls_dir, store=Store(args.artifacts.resolve()), envs_dir=(args.envs_dir or default_envs_dir()).resolve(),
         suite=suite, device=device, interp=Interpreter.current(), wheelhouses=tuple(args.wheelhouse), offline=args.offline,
@@ -71,24 +73,70 @@ def _select(jobs: dict[str, Job], names: list[str]) -> list[str]:
     return with_upstreams(jobs, names)
 
 
-def _executor(args, progress):
-    """The chosen executor; Ray's is made without importing ray (it connects only when a job must run)."""
-    if args.executor == "local":
-        from orchestrator.executor import LocalExecutor
+def _decided(ctx: Context, runner, plans: dict, names: list[str]) -> dict:
+    """Outcomes of jobs this run does not execute, for the combine stage: cached, skipped here, or not run."""
+    from orchestrator.jobrun import Result, result_of
 
-        return LocalExecutor()
-    from orchestrator.ray_executor import RayExecutor
+    out = {}
+    for name in names:
+        p = plans[name]
+        if p.cached is not None:
+            out[name] = result_of(p, p.cached, ctx.store.entry(name, p.key), cached=True)
+        elif p.preskip is not None:
+            out[name] = runner.commit_preskip(p)
+        else:
+            out[name] = Result(name, "missing", "no result at the current inputs (run it first)", p.key)
+    return out
 
-    return RayExecutor(args.ray_address, on_phase=progress.set)
+
+def _local_executor(progress):
+    from orchestrator.executor import LocalExecutor
+
+    return LocalExecutor()
 
 
-def cmd_run(args) -> int:
+def _ray_executor(address: str | None):
+    """Ray's executor, made without importing ray (it connects only when a job must run)."""
+    def make(progress):
+        from orchestrator.ray_executor import RayExecutor
+
+        return RayExecutor(address, on_phase=progress.set)
+
+    return make
+
+
+def _execute(ctx: Context, jobs: dict[str, Job], to_run: list[str], forced: set[str], combine: bool,
+             make_executor=_local_executor) -> int:
+    """Plan every job the stage needs, run `to_run` (plus the stage), point `latest` at the stage's result."""
     from orchestrator.jobrun import JobRunner
     from orchestrator.plan import plan
     from orchestrator.progress import Progress
     from orchestrator.scheduler import Scheduler
     from orchestrator.summary import print_summary
 
+    started = time.time()
+    everything = _select(jobs, ["all"]) if combine else to_run
+    shown = [*to_run, STAGE] if combine else to_run
+    print(f"{len(shown)} jobs · suite {ctx.suite.name} · {ctx.device.fingerprint} · artifacts {ctx.store.root}", flush=True)
+    progress = Progress(shown)
+    runner = JobRunner(ctx, make_executor(progress))
+    try:
+        plans = plan(ctx, jobs, everything, forced, create_locks=frozenset(to_run),
+                     on_lock=lambda n, s: progress.set(n, "locking", f"lock {s}"))
+        initial = _decided(ctx, runner, plans, [n for n in everything if n not in to_run])
+        if combine:
+            plans.update(plan(ctx, {STAGE: stage_job(everything)}, [STAGE], forced & {STAGE}))
+        results = Scheduler(ctx, runner, plans, progress, initial=initial).run()
+    finally:
+        progress.close()
+    latest = None
+    stage = results.get(STAGE)
+    if stage is not None and stage.entry is not None:
+        latest = ctx.store.point_latest(stage.entry)
+    return print_summary(ctx, {n: results[n] for n in shown}, time.time() - started, latest)
+
+
+def cmd_run(args) -> int:
     if args.jobs < 1:
         raise UserError(f"-j {args.jobs}: must be at least 1")
     if args.executor == "ray" and args.gpus:
@@ -99,51 +147,15 @@ def cmd_run(args) -> int:
     jobs = load_jobs(ctx)
     order = _select(jobs, args.names)
     forced = set(order if args.names == ["all"] else args.names) if args.force else set()
-    if not args.no_combine:
-        jobs = {**jobs, STAGE: stage_job(order)}
-        order = [*order, STAGE]
-        if args.force:
-            forced.add(STAGE)
-    started = time.time()
-    print(f"{len(order)} jobs · suite {ctx.suite.name} · {ctx.device.fingerprint} · artifacts {ctx.store.root}", flush=True)
-    progress = Progress(order)
-    try:
-        plans = plan(ctx, jobs, order, forced, on_lock=lambda n, s: progress.set(n, "locking", f"lock {s}"))
-        results = Scheduler(ctx, JobRunner(ctx, _executor(args, progress)), plans, progress).run()
-    finally:
-        progress.close()
-    return print_summary(ctx, results, time.time() - started)
+    if args.force and not args.no_combine:
+        forced.add(STAGE)
+    make = _ray_executor(args.ray_address) if args.executor == "ray" else _local_executor
+    return _execute(ctx, jobs, order, forced, combine=not args.no_combine, make_executor=make)
 
 
 def cmd_combine(args) -> int:
-    from orchestrator.executor import LocalExecutor
-    from orchestrator.jobrun import JobRunner, Result, result_of
-    from orchestrator.plan import plan
-    from orchestrator.progress import Progress
-    from orchestrator.scheduler import Scheduler
-    from orchestrator.summary import print_summary
-
     ctx = make_context(args, force=args.force, baseline=args.baseline)
-    jobs = load_jobs(ctx)
-    order = _select(jobs, ["all"])
-    plans = plan(ctx, jobs, order, create_locks=False)
-    runner = JobRunner(ctx, LocalExecutor())
-    initial = {}
-    for name, p in plans.items():
-        if p.cached is not None:
-            initial[name] = result_of(p, p.cached, ctx.store.entry(name, p.key), cached=True)
-        elif p.preskip is not None:
-            initial[name] = runner.commit_preskip(p)
-        else:
-            initial[name] = Result(name, "missing", "no cached result at the current key (run it first)", p.key)
-    stage = {STAGE: stage_job(order)}
-    stage_plan = plan(ctx, stage, [STAGE], {STAGE} if args.force else set())
-    progress = Progress([STAGE])
-    try:
-        results = Scheduler(ctx, runner, stage_plan, progress, initial=initial).run()
-    finally:
-        progress.close()
-    return print_summary(ctx, results, 0.0)
+    return _execute(ctx, load_jobs(ctx), [], {STAGE} if args.force else set(), combine=True)
 
 
 def cmd_compare(args) -> int:

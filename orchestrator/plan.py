@@ -71,15 +71,19 @@ def compute_key(p: Planned, ctx: Context, trees: TreeHashes, upstreams: dict[str
 
 
 def plan(ctx: Context, jobs: dict[str, Job], order: list[str], forced: set[str] = frozenset(), on_lock=None,
-         create_locks: bool = True) -> dict[str, Planned]:
-    """Plans in run order; stage jobs (combine) get their key later, once their upstreams' outcomes are known."""
+         create_locks: bool | frozenset[str] = True) -> dict[str, Planned]:
+    """Plans in run order; stage jobs (combine) get their key later, once their upstreams' outcomes are known.
+
+    `create_locks` is True, False, or the names whose missing or stale locks may be written (those to run).
+    """
     trees = TreeHashes()
     plans: dict[str, Planned] = {}
     for name in order:
         job = jobs[name]
         p = Planned(job=job, preskip=preskip_reason(job, ctx), forced=name in forced)
         if p.preskip is None:
-            p.lock_text = read_lock(job, ctx, on_lock, create_locks)
+            create = create_locks if isinstance(create_locks, bool) else name in create_locks
+            p.lock_text = read_lock(job, ctx, on_lock, create)
             if ctx.base is not None:
                 p.preskip = ctx.base.conflict(job, p.lock_text, ctx)
         if not job.stage:

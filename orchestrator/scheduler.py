@@ -42,6 +42,8 @@ class Scheduler:
 
     def run(self) -> dict[str, Result]:
         for name, p in self.plans.items():
+            if name in self.results:
+                continue  # decided by the caller (combine's cached upstreams)
             if p.cached is not None:
                 self._finish(result_of(p, p.cached, self.ctx.store.entry(name, p.key), cached=True))
             elif p.preskip is not None:

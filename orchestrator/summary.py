@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 from orchestrator.context import STAGE, Context
 from orchestrator.jobrun import Result
@@ -14,7 +15,9 @@ def exit_code(results: dict[str, Result]) -> int:
     return 1 if any(r.status == "failed" for r in results.values()) else 0
 
 
-def print_summary(ctx: Context, results: dict[str, Result], elapsed: float, stream=None) -> int:
+def print_summary(ctx: Context, results: dict[str, Result], elapsed: float, latest: Path | None = None,
+                  stream=None) -> int:
+    """Print the run's outcome (and the combined table when `latest` points at it); return the exit code."""
     out = stream or sys.stdout
     counts: dict[str, int] = {}
     for r in results.values():
@@ -33,8 +36,7 @@ def print_summary(ctx: Context, results: dict[str, Result], elapsed: float, stre
             if failed_dir.is_dir():
                 print(f"  logs: {failed_dir / 'logs'}", file=out)
     stage = results.get(STAGE)
-    if stage is not None and stage.entry is not None:
-        latest = ctx.store.point_latest(stage.entry)
+    if stage is not None and stage.entry is not None and latest is not None:
         table = stage.entry / "summary.txt"
         if table.is_file():
             print("\n" + table.read_text(encoding="utf-8", errors="replace").rstrip(), file=out)

@@ -16,7 +16,7 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 SUITE_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
-WORKLOAD_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
+HARNESS_SCHEMA = "_orch_suite_schema"  # private package name under which the harness's suite module is loaded
 
 
 @dataclass(frozen=True)
@@ -35,8 +35,25 @@ def available(suites_dir: Path) -> list[str]:
     return sorted(p.stem for p in suites_dir.glob("*.toml")) if suites_dir.is_dir() else []
 
 
-def resolve_suite(spec: str, suites_dir: Path) -> Suite:
-    """Find and structurally validate the suite; bad input is one line naming the file and field."""
+def harness_suite_module(harness: Path):
+    """The harness's own suite validator (stdlib only), loaded from its file: one validator for both sides.
+
+    It is imported under a private package name so that the orchestrator never imports the harness itself.
+    """
+    import importlib
+    import importlib.machinery
+    import importlib.util
+
+    if HARNESS_SCHEMA not in sys.modules:
+        spec = importlib.machinery.ModuleSpec(HARNESS_SCHEMA, None, is_package=True)
+        pkg = importlib.util.module_from_spec(spec)
+        pkg.__path__ = [str(harness)]
+        sys.modules[HARNESS_SCHEMA] = pkg
+    return importlib.import_module(f"{HARNESS_SCHEMA}.suite")
+
+
+def resolve_suite(spec: str, suites_dir: Path, harness: Path) -> Suite:
+    """Find and validate the suite with the harness's validator; bad input is one line naming the file and field."""
     if spec.endswith(".toml") or "/" in spec:
         path = Path(spec).resolve()
         if not path.is_file():
@@ -50,15 +67,9 @@ def resolve_suite(spec: str, suites_dir: Path) -> Suite:
         doc = tomllib.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise UserError(f"{path}: invalid TOML: {exc}") from None
-    rows = doc.get("workload")
-    if not isinstance(rows, list) or not rows:
-        raise UserError(f"{path}: workload: expected one or more [[workload]] tables")
-    seen: set[str] = set()
-    for i, row in enumerate(rows):
-        name = row.get("name") if isinstance(row, dict) else None
-        if not isinstance(name, str) or not WORKLOAD_NAME.match(name):
-            raise UserError(f"{path}: workload[{i}].name: missing or not matching [A-Za-z0-9_.-]+")
-        if name in seen:
-            raise UserError(f"{path}: workload[{i}].name: duplicate name {name!r}")
-        seen.add(name)
+    schema = harness_suite_module(harness)
+    try:
+        schema.parse_suite(doc, str(path))
+    except schema.SuiteError as exc:
+        raise UserError(str(exc)) from None
     return Suite(name=path.stem, path=path, sha256=sha256_bytes(data))

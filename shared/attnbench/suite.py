@@ -12,7 +12,7 @@ import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from attnbench.errors import SuiteError
+from .errors import SuiteError  # relative: the orchestrator loads this module without the package
 
 if sys.version_info >= (3, 11):
     import tomllib
