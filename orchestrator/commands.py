@@ -10,7 +10,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from orchestrator.context import REPO, STAGE, STAGE_DIR, Context
-from orchestrator.discover import Job, discover, load_job, with_upstreams
+from orchestrator.discover import SCRIPT_FILE, Job, discover, load_job, unknown_impl, with_upstreams
 from orchestrator.envs import Interpreter, default_envs_dir
 from orchestrator.errors import UserError
 from orchestrator.fingerprint import detect_device
@@ -54,8 +54,12 @@ def make_context(args, **overrides) -> Context:
     return ctx
 
 
+def _warn(text: str) -> None:
+    print(f"warning: {text}", file=sys.stderr)
+
+
 def load_jobs(ctx: Context) -> dict[str, Job]:
-    jobs = discover(ctx.impls_dir)
+    jobs = discover(ctx.impls_dir, warn=_warn)
     if STAGE in jobs:
         raise UserError(f"{jobs[STAGE].folder}: the name {STAGE!r} is reserved for the combine stage")
     return jobs
@@ -65,8 +69,11 @@ def stage_job(upstreams: list[str]) -> Job:
     return replace(load_job(STAGE_DIR / f"{STAGE}.py", STAGE, stage=True), needs=tuple(upstreams))
 
 
-def _select(jobs: dict[str, Job], names: list[str]) -> list[str]:
+def _select(jobs: dict[str, Job], names: list[str], impls_dir: Path | None = None) -> list[str]:
+    """The named jobs (or all) plus their upstreams; an empty selection is a usage error, never '1 ok'."""
     if names == ["all"]:
+        if not jobs and impls_dir is not None:
+            raise UserError(f"{impls_dir}: no impls found (a folder <name>/ with a {SCRIPT_FILE}); nothing to run")
         return with_upstreams(jobs, sorted(jobs))
     if "all" in names:
         raise UserError("run: give either 'all' or impl names, not both")
@@ -145,7 +152,7 @@ def cmd_run(args) -> int:
         raise UserError("--ray-address: only with --executor ray")
     ctx = make_context(args, force=args.force, locked=args.locked, jobs=args.jobs, baseline=args.baseline)
     jobs = load_jobs(ctx)
-    order = _select(jobs, args.names)
+    order = _select(jobs, args.names, ctx.impls_dir)
     forced = set(order if args.names == ["all"] else args.names) if args.force else set()
     if args.force and not args.no_combine:
         forced.add(STAGE)
@@ -155,13 +162,26 @@ def cmd_run(args) -> int:
 
 def cmd_combine(args) -> int:
     ctx = make_context(args, force=args.force, baseline=args.baseline)
-    return _execute(ctx, load_jobs(ctx), [], {STAGE} if args.force else set(), combine=True)
+    jobs = load_jobs(ctx)
+    _select(jobs, ["all"], ctx.impls_dir)
+    return _execute(ctx, jobs, [], {STAGE} if args.force else set(), combine=True)
 
 
 def cmd_compare(args) -> int:
     from orchestrator.compare import compare
 
     return compare(args.a, args.b, args.threshold, args.alpha)
+
+
+def ago(seconds: float) -> str:
+    """A short human age: '40 s ago', '12 min ago', '3 h ago', '5 days ago'."""
+    if seconds < 90:
+        return f"{max(seconds, 0):.0f} s ago"
+    if seconds < 90 * 60:
+        return f"{seconds / 60:.0f} min ago"
+    if seconds < 36 * 3600:
+        return f"{seconds / 3600:.0f} h ago"
+    return f"{seconds / 86400:.0f} days ago"
 
 
 def _status_line(ctx: Context, p) -> str:
@@ -172,8 +192,8 @@ def _status_line(ctx: Context, p) -> str:
     if p.lock_text is None and ctx.base is None:
         return f"unlocked  lock {lock_state(p.job)} (run `python -m orchestrator lock {p.job.name}`)"
     if p.cached is not None:
-        age = time.time() - p.cached.finished
-        return f"cached    {p.cached.status}, {age / 3600:.1f} h ago" + (f": {p.cached.reason}" if p.cached.reason else "")
+        age = ago(time.time() - p.cached.finished)
+        return f"cached    {p.cached.status}, {age}" + (f": {p.cached.reason}" if p.cached.reason else "")
     if ctx.store.entries(p.job.name):
         return "stale     inputs changed since the last result"
     return "never run"
@@ -184,8 +204,9 @@ def cmd_list(args) -> int:
 
     ctx = make_context(args)
     jobs = load_jobs(ctx)
-    plans = plan(ctx, jobs, _select(jobs, ["all"]), create_locks=False)
+    plans = plan(ctx, jobs, _select(jobs, ["all"], ctx.impls_dir), create_locks=False)
     width = max([len(n) for n in plans] + [4])
+    print(f"{'impl':<{width}}  {'family':<16}  status    detail")
     for name, p in plans.items():
         fam = p.job.tags.get("family", "")
         print(f"{name:<{width}}  {fam:<16}  {_status_line(ctx, p)}")
@@ -199,6 +220,43 @@ def _planned(ctx: Context, name: str, create_locks: bool):
     return plan(ctx, jobs, with_upstreams(jobs, [name]), create_locks=create_locks)
 
 
+def _newest_entry(ctx: Context, name: str):
+    """The most recently finished sound entry of a job, whatever its inputs: (folder, manifest) or (None, None)."""
+    best = (None, None)
+    for folder in ctx.store.entries(name):
+        m = ctx.store.lookup(name, folder.name, verify=False)
+        if m is not None and (best[1] is None or m.finished > best[1].finished):
+            best = (folder, m)
+    return best
+
+
+def _result_lines(entry: Path, limit: int = 50) -> list[str]:
+    """One line per result record of an entry: workload, status, p50 and correctness (at most `limit`)."""
+    lines = []
+    for path in sorted(entry.rglob("*.jsonl")):
+        if "_logs" in path.relative_to(entry).parts:
+            continue
+        with open(path, encoding="utf-8", errors="replace") as f:
+            for raw in f:
+                if len(lines) >= limit:
+                    return [*lines, f"  … (more in {entry})"]
+                try:
+                    rec = json.loads(raw)
+                except ValueError:
+                    continue
+                if not isinstance(rec, dict):
+                    continue
+                wl = rec.get("wl") if isinstance(rec.get("wl"), dict) else {}
+                lat = rec.get("lat_ms") if isinstance(rec.get("lat_ms"), dict) else {}
+                p50 = lat.get("p50")
+                p50 = f"{p50:.4g} ms" if isinstance(p50, (int, float)) and not isinstance(p50, bool) else "-"
+                status = str(rec.get("status", "ok"))
+                ok = {True: "correct", False: "WRONG"}.get(rec.get("ok"), "")
+                reason = f"  {rec.get('reason')}" if rec.get("reason") else ""
+                lines.append(f"  {str(wl.get('name', '?'))[:40]:<24} {status[:10]:<8} {p50:>12}  {ok}{reason[:200]}")
+    return lines
+
+
 def cmd_show(args) -> int:
     ctx = make_context(args)
     plans = _planned(ctx, args.name, create_locks=False)
@@ -208,15 +266,17 @@ def cmd_show(args) -> int:
     print(f"status    {_status_line(ctx, p)}")
     manifest = p.cached
     if manifest is None:
-        older = sorted(ctx.store.entries(args.name), key=lambda e: e.stat().st_mtime)
-        if older:
-            entry = older[-1]
-            manifest = ctx.store.lookup(args.name, entry.name, verify=False)
-            print(f"(showing the latest entry, made from other inputs: {entry})")
+        entry, manifest = _newest_entry(ctx, args.name)
+        if manifest is not None:
+            print(f"(showing the newest entry, made from other inputs: {entry})")
     print(f"folder    {entry if manifest else '(none)'}")
     print("key inputs:\n" + json.dumps(p.inputs, indent=2, sort_keys=True))
     if manifest:
-        print("manifest:\n" + json.dumps(manifest.to_json(), indent=2, sort_keys=True))
+        doc = manifest.to_json()
+        if doc.get("inputs") == p.inputs:
+            doc.pop("inputs")  # printed above
+        print("manifest:\n" + json.dumps(doc, indent=2, sort_keys=True))
+        print("results:\n" + ("\n".join(_result_lines(entry)) or "  (no result records)"))
     return 0
 
 
@@ -255,10 +315,10 @@ def cmd_lock(args) -> int:
     from orchestrator.uvtool import find_uv
 
     uv = find_uv(tuple(args.wheelhouse), args.offline)
-    jobs = discover(args.impls_dir.resolve())
+    jobs = discover(args.impls_dir.resolve(), warn=_warn)
     for name in args.names or sorted(jobs):
         if name not in jobs:
-            raise UserError(f"unknown impl {name!r} (known: {', '.join(sorted(jobs))})")
+            raise unknown_impl(name, jobs)
         print(f"locking {name}…", flush=True)
         write_lock(jobs[name], uv)
     if not args.names:

@@ -143,14 +143,21 @@ def load_job(script: Path, name: str, stage: bool = False) -> Job:
     )
 
 
-def discover(impls_dir: Path) -> dict[str, Job]:
-    """Every impl folder holding a bench.py, by name, validated; needs checked for unknown names and cycles."""
+def discover(impls_dir: Path, warn=None) -> dict[str, Job]:
+    """Every impl folder holding a bench.py, by name, validated; needs checked for unknown names and cycles.
+
+    `warn(text)` hears of folders that look like impls but are not (no bench.py).
+    """
     if not impls_dir.is_dir():
         raise UserError(f"{impls_dir}: impls folder not found (use --impls-dir)")
     jobs: dict[str, Job] = {}
     for folder in sorted(p for p in impls_dir.iterdir() if p.is_dir()):
         script = folder / SCRIPT_FILE
-        if not script.is_file() or folder.name.startswith((".", "_")):
+        if folder.name.startswith((".", "_")):
+            continue
+        if not script.is_file():
+            if warn is not None:
+                warn(f"{folder}: no {SCRIPT_FILE}; not an impl (ignored)")
             continue
         if not NAME.match(folder.name):
             raise UserError(f"{folder}: impl folder name must match [a-z0-9_]+")
@@ -193,11 +200,20 @@ def topo_order(jobs: dict[str, Job]) -> list[str]:
     return order
 
 
+def unknown_impl(name: str, jobs: dict[str, Job]) -> UserError:
+    """'unknown impl' with the nearest names, so a typo says what was meant."""
+    import difflib
+
+    close = difflib.get_close_matches(name, list(jobs), n=3, cutoff=0.6)
+    hint = f"; did you mean {' or '.join(close)}?" if close else f" (known: {', '.join(sorted(jobs)) or 'none'})"
+    return UserError(f"unknown impl {name!r}{hint}")
+
+
 def with_upstreams(jobs: dict[str, Job], names: list[str]) -> list[str]:
     """The selected names plus everything they need, in run order."""
     for n in names:
         if n not in jobs:
-            raise UserError(f"unknown impl {n!r} (known: {', '.join(sorted(jobs))})")
+            raise unknown_impl(n, jobs)
     wanted: set[str] = set()
     todo = list(names)
     while todo:

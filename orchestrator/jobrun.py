@@ -36,6 +36,13 @@ class Result:
     cached: bool = False
     log_tail: str = ""
 
+    @property
+    def has_records(self) -> bool:
+        """Whether an ok job left any result lines (a job that wrote none did nothing worth reporting)."""
+        if self.entry is None:
+            return False
+        return any(f.stat().st_size > 0 for f in self.entry.rglob("*.jsonl") if f.is_file())
+
 
 def artifact_var(name: str) -> str:
     return "ORCH_ARTIFACTS_" + re.sub(r"[^A-Za-z0-9]", "_", name).upper()

@@ -178,7 +178,8 @@ class Scheduler:
             env = self.envs[p.job.name].result()
             with store.reading([(u, self.results[u].key) for u in ups]), contextlib.ExitStack() as held:
                 if kind == "device":
-                    self.progress.set(p.job.name, "waiting", f"for device {dev}")
+                    what = f"GPU {dev}" if gpu_ids else "this machine's timing slot"
+                    self.progress.set(p.job.name, "waiting", f"for {what} (another run may be timing on it)")
                     held.enter_context(FileLock(str(device_lock_path(dev))))
                     self.progress.set(p.job.name, "running", f"on GPU {dev}" if gpu_ids else "")
                 elif kind == "remote":
@@ -206,9 +207,13 @@ class Scheduler:
         return Result(p.job.name, "failed", f"internal error: {exc!r}", p.key, log_tail=tb)
 
     def _finish(self, r: Result) -> None:
+        """Record the outcome; a skip's reason is printed once, by the summary, not here too."""
         self.results[r.name] = r
-        if r.cached:
-            self.progress.set(r.name, "cached", r.reason)
+        if r.status == "skipped":
+            self.progress.set(r.name, "skipped", "cached" if r.cached else "")
+        elif r.cached:
+            self.progress.set(r.name, "cached", "" if r.has_records else "no result records")
+        elif r.status == "ok":
+            self.progress.set(r.name, "ok", f"{r.duration:.1f}s" + ("" if r.has_records else ", no result records"))
         else:
-            detail = f"{r.duration:.1f}s" if r.status == "ok" else r.reason
-            self.progress.set(r.name, r.status, detail)
+            self.progress.set(r.name, r.status, r.reason)

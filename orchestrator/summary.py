@@ -25,8 +25,11 @@ def print_summary(ctx: Context, results: dict[str, Result], elapsed: float, late
         counts[label] = counts.get(label, 0) + 1
     print(f"\n{', '.join(f'{n} {k}' for k, n in sorted(counts.items()))} in {elapsed:.1f} s", file=out)
     for r in results.values():
-        if r.status == "skipped" and not r.cached:
+        if r.status == "skipped":
             print(f"  skipped {r.name}: {r.reason}", file=out)
+    empty = [r.name for r in results.values() if r.status == "ok" and r.name != STAGE and not r.has_records]
+    if empty:
+        print(f"  ok but wrote no result records: {', '.join(empty)}", file=out)
     for r in results.values():
         if r.status == "failed":
             print(f"\nFAILED {r.name}: {r.reason}", file=out)

@@ -21,7 +21,7 @@ GPU_SPAN = (
     "json.dump({'cvd': os.environ.get('CUDA_VISIBLE_DEVICES'), 'start': t0, 'end': t1},"
     " open(os.path.join(os.environ['ORCH_OUT'], 'span.json'), 'w'))\n"
 )
-LINE = re.compile(r"^\S (\S+)\s+(cached|ok|failed|skipped)\b", re.M)
+LINE = re.compile(r"^\S (\S+)\s+(cached|ok|failed|skipped)\b( +cached)?", re.M)
 
 
 @dataclass
@@ -32,7 +32,7 @@ class Outcome:
 
     def states(self) -> dict[str, str]:
         """Final state per job from the plain (non-TTY) progress lines."""
-        return dict(LINE.findall(self.stdout))
+        return {name: "cached" if cached else state for name, state, cached in LINE.findall(self.stdout)}
 
     def ran(self) -> set[str]:
         return {n for n, s in self.states().items() if s in ("ok", "failed", "skipped")}

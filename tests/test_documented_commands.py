@@ -79,3 +79,57 @@ def orch_run_with_suite(tree, suite):
 
     return orch("run", "all", "--impls-dir", tree.impls, "--artifacts", tree.artifacts, "--envs-dir", tree.envs,
                 "--workloads", suite)
+
+
+def test_every_option_and_argument_of_every_command_has_help():
+    import argparse
+
+    from orchestrator.cli import build_parser
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    missing = [f"{name} {action.dest}" for name, p in sub.choices.items() for action in p._actions
+               if not isinstance(action, argparse._HelpAction) and not action.help]
+    assert missing == []
+
+
+def test_a_typo_in_an_impl_name_suggests_the_nearest(tree):
+    res = tree.run("plian")
+    assert res.returncode == 2 and "did you mean plain?" in res.stderr, res.stderr
+
+
+def test_an_empty_impls_folder_is_a_usage_error_not_success(tmp_path, tree):
+    empty = tmp_path / "empty"
+    (empty / "notes").mkdir(parents=True)
+    from conftest import orch
+
+    res = orch("run", "all", "--impls-dir", empty, "--artifacts", tree.artifacts, "--envs-dir", tree.envs,
+               "--workloads", tree.root / "suite.toml")
+    assert res.returncode == 2 and "no impls found" in res.stderr, res.stdout + res.stderr
+    assert "notes: no bench.py" in res.stderr
+    assert not (tree.artifacts / "combine").exists()
+
+
+def test_a_job_that_writes_no_records_is_shown_as_such(tree):
+    tree.add_impl("silent", "pass\n")
+    res = tree.run("silent")
+    assert res.returncode == 0
+    assert any(line.startswith("✓ silent") and "no result records" in line for line in res.stdout.splitlines()), res.stdout
+    assert "ok but wrote no result records: silent" in res.stdout
+
+
+def test_list_has_a_header_and_human_ages_and_show_prints_results_once(tree):
+    assert tree.run().returncode == 0
+    listed = tree.cli("list")
+    assert listed.stdout.splitlines()[0].split()[:3] == ["impl", "family", "status"], listed.stdout
+    assert " h ago" not in listed.stdout and " s ago" in listed.stdout
+    shown = orch_show(tree, "plain")
+    assert shown.returncode == 0
+    assert shown.stdout.count('"script_sha256"') == 1 and "results:" in shown.stdout
+    assert "tiny" in shown.stdout.split("results:", 1)[1]
+
+
+def orch_show(tree, name):
+    from conftest import orch
+
+    return orch("show", name, *tree.args())
