@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 from pathlib import Path
 
@@ -17,10 +18,13 @@ HOST_SLOT = "host"  # the single timing slot of a machine without GPUs
 
 
 def device_lock_path(slot: str) -> Path:
-    """Machine-wide lock per GPU (or the host), so timed jobs of different runs never overlap."""
+    """Machine-wide lock per GPU (or the host), so timed jobs of different runs never overlap.
+
+    ORCH_LOCK_DIR moves the namespace (the test suite uses its own, so a real run elsewhere never waits on it).
+    """
     import tempfile
 
-    d = Path(tempfile.gettempdir()) / "orchestrator-locks"
+    d = Path(os.environ.get("ORCH_LOCK_DIR") or Path(tempfile.gettempdir()) / "orchestrator-locks")
     d.mkdir(exist_ok=True)
     return d / f"device-{slot}.lock"
 

@@ -13,6 +13,25 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+ISOLATED = ("XDG_CACHE_HOME", "UV_CACHE_DIR", "ORCH_ENVS_DIR", "ORCH_LOCK_DIR", "PIP_CACHE_DIR", "TRITON_CACHE_DIR",
+            "TORCHINDUCTOR_CACHE_DIR")
+
+
+def pytest_configure(config):
+    """The suite's own caches and device-lock namespace: nothing it does touches ~/.cache, and no run of the
+    orchestrator elsewhere on the machine shares a lock (or a uv cache) with it."""
+    import tempfile
+
+    root = Path(tempfile.mkdtemp(prefix="orch-tests-"))
+    config._orch_isolated = root
+    for var in ISOLATED:
+        os.environ[var] = str(root / var.lower())
+
+
+def pytest_unconfigure(config):
+    root = getattr(config, "_orch_isolated", None)
+    if root is not None:
+        shutil.rmtree(root, ignore_errors=True)
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 # A GPU job's body for scheduling tests: it records the CUDA_VISIBLE_DEVICES it was given and when it ran.
 GPU_SPAN = (

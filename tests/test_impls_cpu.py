@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -18,7 +19,9 @@ TORCH = "torch==2.13.0"  # the CPU build pip finds on this machine's disk; never
 @pytest.fixture(scope="session")
 def torch_base() -> Path:
     """A venv with CPU torch and numpy, made once and kept (it is large): the 'pre-built image' of host mode."""
-    root = Path(os.environ.get("ORCH_TEST_TORCH_BASE", Path.home() / ".cache" / "orchestrator-tests" / "torch-base"))
+    # Kept between sessions (it is large), outside ~/.cache: a folder of the suite's own in the temp dir.
+    default = Path(tempfile.gettempdir()) / f"orchestrator-tests-{os.getuid()}" / "torch-base"
+    root = Path(os.environ.get("ORCH_TEST_TORCH_BASE") or default)
     py = root / "bin" / "python"
     if not (root / ".complete").is_file():
         subprocess.run([sys.executable, "-m", "venv", "--clear", str(root)], check=True)
