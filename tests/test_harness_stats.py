@@ -16,7 +16,7 @@ from attnbench import script  # noqa: E402
 from attnbench.accuracy import judge, tolerance_for  # noqa: E402
 from attnbench.errors import HarnessError, one_line  # noqa: E402
 from attnbench.record import Env, Record  # noqa: E402
-from attnbench.stats import median_ci, median_stable, quantile, summarize  # noqa: E402
+from attnbench.stats import Latency, median_ci, median_stable, quantile, summarize  # noqa: E402
 from attnbench.suite import Workload  # noqa: E402
 
 WL = Workload("w", 1, 16, 2, 2, 8, "bfloat16", False)
@@ -39,7 +39,7 @@ def test_summary_keeps_raw_times_and_reports_every_statistic():
     assert lat.mean == pytest.approx(4.0)
     assert lat.std == pytest.approx(statistics.stdev(raw))
     assert lat.p10 == pytest.approx(1.4) and lat.p90 == pytest.approx(7.6)
-    assert set(lat.to_json()) == {"mean", "p10", "p50", "p90", "min", "max", "std", "reps", "raw", "mode", "calls",
+    assert set(lat.to_json()) == {"mean", "p10", "p50", "p90", "min", "max", "std", "reps", "raw", "mode", "calls", "ci95", "unstable",
                                   "cold_p50"}
     assert lat.calls == 1 and lat.cold_p50 is None
     cold = summarize([2.0, 9.0, 4.0], "graph", calls=29, cold_ms=[5.0, 1.0, 3.0])
@@ -149,3 +149,11 @@ def test_cold_single_calls_come_from_the_cold_timer_or_from_the_reps_of_a_one_ca
     assert cold is raw
     raw, cold = timed_reps(RepTimer("host", lambda n: [3.0] * n), opts, cuda=False)
     assert cold is None
+
+
+def test_a_contended_measurement_is_flagged_unstable_and_a_steady_one_is_not():
+    steady = summarize([1.00, 1.01, 0.99, 1.00, 1.02, 0.98, 1.00, 1.01, 0.99, 1.00], "host")
+    assert steady.unstable is False and steady.ci95[0] <= steady.p50 <= steady.ci95[1]
+    contended = summarize([1.129, 1.13, 31.995, 1.2, 25.0, 1.15, 30.1, 1.14, 28.0, 1.13], "host")
+    assert contended.unstable is True
+    assert contended.to_json()["unstable"] is True and Latency.from_json(contended.to_json()) == contended
