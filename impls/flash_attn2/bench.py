@@ -15,9 +15,10 @@
 
 `flash-attn` is deliberately not in `dependencies`: PyPI has only its source distribution, whose build
 needs the CUDA toolkit and the env's torch at build time (uv's isolated build cannot do it), so listing
-it would stop the env from being built at all. Where a flash-attn wheel matching the env's torch has been
-installed into this impl's env (`uv pip install flash-attn==2.8.3 --no-build-isolation`, or a prebuilt
-wheel) it runs; otherwise the impl is skipped with the import error as the reason.
+it would stop the env from being built at all. It runs in host mode over an interpreter that already has a
+flash-attn build matching its torch (`python -m orchestrator run flash_attn2 --python /path/to/python`, where
+that Python's site-packages holds flash-attn); otherwise it is skipped with the import error as the reason.
+Never install into an orchestrator env by hand: envs are shared by every impl with the same pins.
 """
 
 import attnbench
