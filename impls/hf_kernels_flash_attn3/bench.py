@@ -9,11 +9,13 @@
 # gpu = true
 # requires = ["cuda"]
 # timeout = 1800
-# tags = { family = "hf-kernels", backend = "flash-attn-3", compile = "none", hub = "kernels-community/flash-attn3@v1" }
+# tags = { family = "hf-kernels", backend = "flash-attn-3", compile = "none" }
 # ///
-"""FlashAttention-3 (Hopper) as a prebuilt Hub kernel: `kernels.get_kernel("kernels-community/flash-attn3", version=1)` (see attnbench.hub)."""
+"""FlashAttention-3 (Hopper) as a prebuilt Hub kernel: `kernels.get_kernel` at the revision pinned in hub.toml beside this file (see attnbench.hub)."""
+
+from pathlib import Path
 
 from attnbench import hub
 
 if __name__ == "__main__":
-    raise SystemExit(hub.run_hub("kernels-community/flash-attn3", version=1))
+    raise SystemExit(hub.run_hub(Path(__file__).with_name("hub.toml")))

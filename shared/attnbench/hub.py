@@ -1,5 +1,9 @@
 """FlashAttention kernels prebuilt on the Hugging Face Hub, loaded with `kernels.get_kernel`: the hf-kernels impls
-are this module plus a repository and its pinned major version.
+are this module plus a `hub.toml` beside their bench.py naming the repository and the revision to load.
+
+`hub.toml` holds `repo` and either `revision` (a 40-hex commit: an exact pin) or `version` (a major-version branch,
+which moves: the record says so). The file sits in the impl's folder, so it is part of the cache key, and its
+contents go into the record's tags (`hub`, `hub_pinned`).
 
 Without the Hub (HF_HUB_OFFLINE set with nothing cached, or no network) the impl is skipped with the loader's
 error as the reason. Canonical (B, S, H, D) layout and native GQA.
@@ -9,10 +13,47 @@ from __future__ import annotations
 
 import functools
 import os
+import re
+import sys
+from pathlib import Path
+
+COMMIT = re.compile(r"^[0-9a-f]{40}$")
 
 
-def run_hub(repo: str, version: int) -> int:
+def read_pin(path: Path) -> tuple[str, dict, str]:
+    """(repo, get_kernel's revision/version argument, tag text) from hub.toml; a bad file is a HarnessError."""
+    from attnbench.errors import HarnessError
+
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover
+        import tomli as tomllib
+    try:
+        doc = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise HarnessError(f"{path}: cannot read the Hub pin: {exc}") from None
+    repo, revision, version = doc.get("repo"), doc.get("revision"), doc.get("version")
+    if not isinstance(repo, str) or "/" not in repo:
+        raise HarnessError(f"{path}: repo: expected 'owner/name', got {repo!r}")
+    if revision is not None:
+        if not isinstance(revision, str) or not COMMIT.match(revision):
+            raise HarnessError(f"{path}: revision: expected a 40-hex commit, got {revision!r}")
+        return repo, {"revision": revision}, f"{repo}@{revision}"
+    if isinstance(version, bool) or not isinstance(version, int) or version < 0:
+        raise HarnessError(f"{path}: give revision (a commit) or version (a major version), got {doc!r}")
+    return repo, {"version": version}, f"{repo}@v{version}"
+
+
+def run_hub(pin_file: Path) -> int:
     import attnbench
+    from attnbench.errors import HarnessError
+
+    try:
+        repo, which, text = read_pin(Path(pin_file))
+    except HarnessError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    tags = {"hub": text, "hub_pinned": "revision" in which}
 
     @functools.cache
     def kernel():
@@ -20,7 +61,7 @@ def run_hub(repo: str, version: int) -> int:
 
         # Allow-list exactly the repository we name: otherwise kernels asks the Hub whether its publisher is
         # trusted, and offline that question, not the download, is what fails.
-        return get_kernel(repo, version=version, trust_remote_code=[repo])
+        return get_kernel(repo, **which, trust_remote_code=[repo])
 
     def attend(q, k, v, causal):
         return kernel().flash_attn_func(q, k, v, causal=causal)
@@ -33,8 +74,8 @@ def run_hub(repo: str, version: int) -> int:
         torch = attnbench.require("torch")
         attnbench.require("kernels")
         offline = " (HF_HUB_OFFLINE is set)" if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes") else ""
-        attnbench.probe(kernel, f"cannot load {repo} v{version} from the Hugging Face Hub{offline}")
+        attnbench.probe(kernel, f"cannot load {text} from the Hugging Face Hub{offline}")
         x = torch.randn(1, 128, 2, 64, device="cuda", dtype=torch.bfloat16)
         attnbench.probe(lambda: attend(x, x, x, False), f"{repo} cannot run here")
 
-    return attnbench.run(attend, finish=output_only, check=check)
+    return attnbench.run(attend, finish=output_only, check=check, tags=tags)
