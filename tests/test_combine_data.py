@@ -89,7 +89,7 @@ def measured(name: str, w: Workload, p50: float, rng: random.Random, tags: dict 
     err = Accuracy(0.31, 0.094, 0.02, False, True) if wrong else Accuracy(0.0039, 0.0021, 0.02, True, True)
     return Record(name, w, "ok", tags or {}, environment or env(name), lat_ms=lat,
                   compile_ms=round(900 * rng.random(), 1), peak_bytes=95_000_000 + w.seq_len * 9000,
-                  tflops=round(tflops, 2), pct_peak=round(tflops / PEAK * 100, 2), ok=not wrong, err=err)
+                  tflops=tflops, pct_peak=tflops / PEAK * 100, ok=not wrong, err=err)
 
 
 def records(name: str, rng: random.Random, workloads=None) -> list[Record]:
