@@ -52,7 +52,8 @@ def test_rows_are_ranked_by_the_shown_geomean_over_the_workloads_all_ranked_impl
     big = suite("long", (16384, 32768))
     # both_suites is the fastest on every shared workload, but also ran two slow long workloads
     out = run(tmp_path, {
-        "both_suites": [(w, 0.5 * (i + 1)) for i, w in enumerate(seed)] + [(w, 40.0 * (i + 1)) for i, w in enumerate(big)],
+        "both_suites": [(w, 0.5 * (i + 1)) for i, w in enumerate(seed)]
+        + [(w, 40.0 * (i + 1)) for i, w in enumerate(big)],
         "seed_only": [(w, 0.8 * (i + 1)) for i, w in enumerate(seed)],
         "torch_math": [(w, 8.0 * (i + 1)) for i, w in enumerate(seed)],
     })
@@ -90,7 +91,8 @@ def test_each_shape_family_gets_its_own_chart_and_no_line_crosses_families(tmp_p
             assert len(lines) == 2
             assert all(len(re.findall(r"[ML]", p.get("d"))) == 3 for p in lines)  # three points, one family
     html = (out / "report.html").read_text()
-    assert "id='latency-b1-h24-d128-bfloat16-non-causal'" in html and "id='latency-b1-h32-d64-bfloat16-non-causal'" in html
+    assert "id='latency-b1-h24-d128-bfloat16-non-causal'" in html
+    assert "id='latency-b1-h32-d64-bfloat16-non-causal'" in html
 
 
 # -- row: the report's rough edges ---------------------------------------------------------------------------
@@ -125,7 +127,8 @@ def test_a_series_colour_comes_from_its_name_and_survives_added_impls(tmp_path):
                 for g in root.iter(f"{NS}g") if g.get("class") == "series"}
 
     before = colours(run(tmp_path / "a", base))
-    after = colours(run(tmp_path / "b", {"aaa_new": [(w, 0.5) for w in ws], "flash_new": [(w, 0.7) for w in ws], **base}))
+    added = {"aaa_new": [(w, 0.5) for w in ws], "flash_new": [(w, 0.7) for w in ws]}
+    after = colours(run(tmp_path / "b", {**added, **base}))
     assert {k: after[k] for k in before} == before
 
 
@@ -188,7 +191,8 @@ def test_hostile_strings_are_escaped_or_cut_in_every_output(tmp_path):
         data = (out / name).read_bytes()
         text = data.decode("utf-8")  # strict: no lone surrogates made it out
         assert len(data) < 3_000_000, name
-        assert not re.search("[\x00-\x08\x0b-\x1f\x7f\u202e\ud800-\udfff]", text), (name, re.findall("[\x00-\x1f]", text)[:5])
+        bad = re.findall("[\x00-\x08\x0b-\x1f\x7f\u202e\ud800-\udfff]", text)
+        assert not bad, (name, bad[:5])
     assert (out / "summary.txt").read_bytes().isascii()
     for name in ("latency.svg", "throughput.svg", "speedup.svg"):
         ET.parse(out / name)  # well-formed XML

@@ -61,7 +61,8 @@ def row_of(r: Rec) -> dict:
         "P90 (ms)": _num(lat.get("p90")), "Reps": "" if r.reps is None else r.reps, "Timing": r.mode,
         "Peak Mem (MB)": _num(r.peak_bytes, 1e-6, 2), "Backend": tags.get("backend", ""), "Family": tags.get("family", ""),
         "TFLOP/s": _sig(r.tflops), "% of peak": _sig(r.pct_peak, 3), "ok": "" if r.ok is None else r.ok,
-        "rel_l2": _num(r.rel_l2, 1, 6), "Spread": _num(r.spread, 1, 3), "Unstable": "" if r.spread is None else r.unstable,
+        "rel_l2": _num(r.rel_l2, 1, 6), "Spread": _num(r.spread, 1, 3),
+        "Unstable": "" if r.spread is None else r.unstable,
         "status": r.status, "reason": r.reason,
     }
 

@@ -169,8 +169,8 @@ def summary_table(m: Model) -> str:
         for start in range(0, len(g.workloads), COLS_MAX):
             out.append(_group_table(m, g, g.workloads[start:start + COLS_MAX], best))
     out.append(f"<p class='sub'>p50 latency in ms and throughput; bold green: fastest correct result per workload; "
-               f"red ✗: differs from the fp32 reference beyond tolerance; striped ~: unstable (p10–p90 spread above "
-               f"{UNSTABLE_SPREAD:.0%} of the median).</p>")
+               f"red ✗: differs from the fp32 reference beyond tolerance; striped ~: unstable (p10–p90 spread "
+               f"above {UNSTABLE_SPREAD:.0%} of the median).</p>")
     return "".join(out)
 
 

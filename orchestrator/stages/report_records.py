@@ -178,7 +178,8 @@ def to_rec(upstream: str, tags: dict, data: dict, where: str, warn) -> Rec:
         upstream=upstream, impl=c.text(data, "impl", upstream) or upstream, workload=c.text(wl, "name", "?") or "?",
         where=where, status=status, reason=reason.strip(),
         shape={k: one_line(wl[k]) if isinstance(wl[k], str) else wl[k] for k in SHAPE
-               if isinstance(wl.get(k), (str, int, float, bool)) and not (isinstance(wl[k], float) and not math.isfinite(wl[k]))},
+               if isinstance(wl.get(k), (str, int, float, bool))
+               and not (isinstance(wl[k], float) and not math.isfinite(wl[k]))},
         lat=stats, reps=int(reps) if reps is not None else None, mode=c.text(lat, "mode"),
         compile_ms=c.num(data, "compile_ms"), peak_bytes=c.num(data, "peak_bytes"), tflops=c.num(data, "tflops"),
         pct_peak=c.num(data, "pct_peak"), ok=ok, rel_l2=c.num(err, "rel_l2", "err.rel_l2"),
@@ -209,7 +210,8 @@ def listed_results(folder: Path, manifest: dict, warn) -> list[tuple[Path, str]]
         if not rel.endswith(".jsonl") or not parts or parts[0] == "_logs":
             continue
         if Path(rel).is_absolute() or ".." in parts or not isinstance(digest, str):
-            warn(f"{shown(folder / 'manifest.json')}: files: {clean(rel, 300)!r} is not a file inside the entry; not read")
+            warn(f"{shown(folder / 'manifest.json')}: files: {clean(rel, 300)!r} is not a file inside the entry; "
+                 "not read")
             continue
         listed.append((folder / rel, digest))
     known = {p for p, _ in listed}

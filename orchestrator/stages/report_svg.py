@@ -109,9 +109,9 @@ def render_file(charts: list[Chart]) -> str:
     for i, c in enumerate(charts):
         panels.append(render(c, prefix=f"{c.name}-", show_absent=i == 0, y=y).rstrip("\n"))
         y += height(c, i == 0)
+    title = f"{charts[0].title.split(' · ')[0]}: {len(charts)} shape groups"
     return (f'<svg xmlns="http://www.w3.org/2000/svg" class="panels" width="{W}" height="{y}" '
-            f'viewBox="0 0 {W} {y}">\n<title>{a(charts[0].title.split(" · ")[0])}: {len(charts)} shape groups</title>\n'
-            + "\n".join(panels) + "\n</svg>\n")
+            f'viewBox="0 0 {W} {y}">\n<title>{a(title)}</title>\n' + "\n".join(panels) + "\n</svg>\n")
 
 
 def _x_layout(c: Chart) -> tuple[float, bool, float]:
