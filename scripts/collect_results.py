@@ -3,12 +3,14 @@
     python scripts/collect_results.py ARTIFACTS DEST     # e.g. artifacts results/h100
 
 Per impl, every committed entry's `*.jsonl` is copied as `DEST/<impl>/<suite>.jsonl` with its manifest as
-`manifest.<suite>.json` (the newest also as `manifest.json`); then the combine stage runs over those folders,
+`manifest.<suite>.json` (the newest also as `manifest.json`, its `files` listing the collected `*.jsonl`, the only
+result files the combine stage reads); then the combine stage runs over those folders,
 writing latency.csv, the SVGs, report.html and summary.txt into DEST. Paths inside DEST are relative.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -39,7 +41,8 @@ def collect(artifacts: Path, dest: Path) -> dict:
         if not manifests:
             continue
         newest = max(manifests, key=lambda m: m["finished"])
-        (dest / job.name / "manifest.json").write_text(json.dumps(newest, indent=1, sort_keys=True))
+        collected = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted((dest / job.name).glob("*.jsonl"))}
+        (dest / job.name / "manifest.json").write_text(json.dumps({**newest, "files": collected}, indent=1, sort_keys=True))
         ok = [m for m in manifests if m["status"] == "ok"]
         first = next(iter(sorted((dest / job.name).glob("*.jsonl"))), None)
         tags = json.loads(first.read_text().splitlines()[0]).get("tags", {}) if first else {}

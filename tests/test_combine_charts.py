@@ -8,7 +8,8 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from test_combine_data import MEASURED, NOT_MEASURED, WRONG, make_run, run_combine
+from test_combine_data import (MEASURED, NOT_MEASURED, WRONG, Workload, commit, make_run, measured, run_combine,
+                               upstream, write_upstreams)
 
 NS = "{http://www.w3.org/2000/svg}"
 
@@ -81,17 +82,15 @@ def test_a_narrow_range_gets_a_linear_axis(tmp_path):
 
 
 def test_long_workload_names_are_rotated_and_cut_with_the_full_name_kept(tmp_path):
-    import json
-    entry = tmp_path / "in" / "x" / "k"
-    entry.mkdir(parents=True)
+    import random
+    rng = random.Random(0)
     names = [f"d128_b16_h16_s{1024 * (i + 1)}_causal_gqa_variant_{i}" for i in range(12)]
-    (entry / "r.jsonl").write_text("".join(json.dumps({"impl": "x", "wl": {"name": n}, "lat_ms": {"p50": 1 + i}}) + "\n"
-                                           for i, n in enumerate(names)))
-    up = tmp_path / "in" / "upstreams.json"
-    up.write_text(json.dumps({"x": {"status": "ok", "entry": str(entry)}}))
+    recs = [measured("x", Workload(n, 16, 1024 * (i + 1), 16, 4, 128, "bfloat16", True), 1 + i, rng)
+            for i, n in enumerate(names)]
+    up = write_upstreams(tmp_path / "in", {"x": upstream(commit(tmp_path / "in", "x", recs))})
     assert run_combine(up, tmp_path / "out").returncode == 0
     text = (tmp_path / "out" / "latency.svg").read_text()
-    assert text.count("rotate(-45") == len(names) and "…" in text and f"<title>{names[-1]}</title>" in text
+    assert text.count("rotate(-45") == len(names) and "…" in text and f"<title>{names[-1]} (S=12288)</title>" in text
 
 
 def test_the_page_is_self_contained_and_shows_every_impl(out):

@@ -7,32 +7,53 @@ import os
 
 import pytest
 
-from test_combine_data import MEASURED, NOT_MEASURED, WRONG, make_run, run_combine
+from test_combine_data import MEASURED, NOT_MEASURED, WRONG, Workload, make_run, run_combine
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 
+# The H100 results' mix: the seed and long suites (one shape family) and the kernel suite's four families.
+WIDE = ([Workload(f"flux_L{i}", 1, 1024 + 128 * i, 24, 24, 128, "bfloat16", False) for i in range(6)]
+        + [Workload(f"long_L{i}", 1, 4096 + 256 * i, 24, 24, 128, "bfloat16", False) for i in range(8)]
+        + [Workload(f"kern_d{d}_s{s}_{'c' if c else 'nc'}", 1, s, 32, 32, d, "bfloat16", c)
+           for d in (64, 128) for c in (False, True) for s in (4096, 8192)])
+
+
 @pytest.fixture(scope="module")
-def page(tmp_path_factory):
+def browser():
     sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install playwright)")
     if not os.access(CHROMIUM, os.X_OK):
         pytest.skip(f"{CHROMIUM} is missing (apt-get install -y chromium)")
-    root = tmp_path_factory.mktemp("browser")
-    res = run_combine(make_run(root / "in", garbage=True), root / "out")
-    assert res.returncode == 0, res.stderr
     with sync_api.sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        pg = browser.new_page(viewport={"width": 1280, "height": 900})
-        pg.problems, pg.requests = [], []
-        pg.on("console", lambda m: pg.problems.append(f"console {m.type}: {m.text}") if m.type in ("error", "warning") else None)
-        pg.on("pageerror", lambda exc: pg.problems.append(f"page error: {exc}"))
-        pg.on("request", lambda r: pg.requests.append(r.url))
-        pg.goto((root / "out" / "report.html").as_uri())
-        pg.wait_for_load_state("load")
-        yield pg
+        yield browser
         browser.close()
+
+
+@pytest.fixture(scope="module")
+def page(browser, tmp_path_factory):
+    return _page(browser, tmp_path_factory, {"garbage": True}, 1280)
+
+
+@pytest.fixture(scope="module")
+def wide_page(browser, tmp_path_factory):
+    return _page(browser, tmp_path_factory, {"workloads": WIDE}, 1400)
+
+
+def _page(browser, tmp_path_factory, run_args: dict, width: int):
+    root = tmp_path_factory.mktemp("browser")
+    res = run_combine(make_run(root / "in", **run_args), root / "out")
+    assert res.returncode == 0, res.stderr
+    pg = browser.new_page(viewport={"width": width, "height": 900})
+    pg.problems, pg.requests = [], []
+    pg.on("console", lambda m: pg.problems.append(f"console {m.type}: {m.text}") if m.type in ("error", "warning") else None)
+    pg.on("pageerror", lambda exc: pg.problems.append(f"page error: {exc}"))
+    pg.on("request", lambda r: pg.requests.append(r.url))
+    pg.goto((root / "out" / "report.html").as_uri())
+    pg.wait_for_load_state("load")
+    return pg
 
 
 def test_the_latency_chart_has_one_series_per_impl_with_data(page):
@@ -83,3 +104,16 @@ def test_the_page_logs_no_errors_fetches_nothing_and_repeats_no_id(page):
     ids = page.eval_on_selector_all("[id]", "els => els.map(e => e.id)")
     assert len(ids) == len(set(ids))
     assert all(u.startswith(("file://", "data:")) for u in page.requests), page.requests
+
+
+def test_the_summary_tables_fit_a_1400px_window_with_the_geomean_column_in_view(wide_page):
+    pg = wide_page
+    assert pg.evaluate("document.documentElement.scrollWidth") <= 1400
+    overflowing = pg.eval_on_selector_all(
+        "h2 ~ .scroll", "els => els.filter(e => e.scrollWidth > e.clientWidth + 1).map(e => e.innerText.slice(0, 60))")
+    assert overflowing == []
+    geo = pg.locator("#summary th", has_text="geomean p50")
+    box = geo.bounding_box()
+    assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 1400
+    assert pg.locator("#summary tbody tr").count() == len(MEASURED)
+    assert pg.problems == []

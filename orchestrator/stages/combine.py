@@ -10,10 +10,11 @@
 """The combine stage: merge every upstream's result records into latency.csv, three SVG charts, report.html and
 summary.txt (run by the orchestrator as a job, standard library only, same input -> same bytes).
 
-Reads ORCH_UPSTREAMS (a JSON file: name -> status, reason, key, entry folder, tags, log tail) and every `*.jsonl`
-in each upstream's artifact folder; ORCH_BASELINE names the speedup chart's baseline (default torch_math).
-Malformed lines are reported as file:line (stderr and warnings.txt) and skipped; upstreams that failed or were
-not run still get a row and a place in every chart's legend, so nothing vanishes.
+Reads ORCH_UPSTREAMS (a JSON file: name -> status, reason, key, entry folder, tags, log tail) and the `*.jsonl`
+files each upstream's manifest lists (with matching sha256; any other file is named in a warning and not read);
+ORCH_BASELINE names the speedup chart's baseline (default torch_math). Malformed lines are reported as file:line
+(stderr and warnings.txt) and skipped; upstreams that failed or were not run still get a row and a place in the
+charts' legends, so nothing vanishes. Charts come one per shape group (all fields but seq_len equal).
 """
 
 from __future__ import annotations
@@ -37,12 +38,17 @@ DEFAULT_BASELINE = "torch_math"
 COLUMNS = [
     "Implementation", "Impl ID", "Workload", "Batch", "Seq Length", "Heads", "KV Heads", "Head Dim", "Dtype", "Causal",
     "Mean (ms)", "P10 (ms)", "P50 (ms)", "P90 (ms)", "Reps", "Timing", "Peak Mem (MB)", "Backend", "Family",
-    "TFLOP/s", "% of peak", "ok", "rel_l2", "status", "reason",
+    "TFLOP/s", "% of peak", "ok", "rel_l2", "Spread", "Unstable", "status", "reason",
 ]
 
 
 def _num(value, scale=1.0, digits=4):
     return "" if value is None else round(value * scale, digits)
+
+
+def _sig(value, digits=4):
+    """Significant digits, so a CPU's 0.0041 TFLOP/s is not written as 0.0."""
+    return "" if value is None else float(f"{value:.{digits}g}")
 
 
 def row_of(r: Rec) -> dict:
@@ -54,8 +60,10 @@ def row_of(r: Rec) -> dict:
         "Mean (ms)": _num(lat.get("mean")), "P10 (ms)": _num(lat.get("p10")), "P50 (ms)": _num(lat.get("p50")),
         "P90 (ms)": _num(lat.get("p90")), "Reps": "" if r.reps is None else r.reps, "Timing": r.mode,
         "Peak Mem (MB)": _num(r.peak_bytes, 1e-6, 2), "Backend": tags.get("backend", ""), "Family": tags.get("family", ""),
-        "TFLOP/s": _num(r.tflops, 1, 1), "% of peak": _num(r.pct_peak, 1, 1), "ok": "" if r.ok is None else r.ok,
-        "rel_l2": _num(r.rel_l2, 1, 6), "status": r.status, "reason": r.reason,
+        "TFLOP/s": _sig(r.tflops), "% of peak": _sig(r.pct_peak, 3), "ok": "" if r.ok is None else r.ok,
+        "rel_l2": _num(r.rel_l2, 1, 6), "Spread": _num(r.spread, 1, 3),
+        "Unstable": "" if r.spread is None else r.unstable,
+        "status": r.status, "reason": r.reason,
     }
 
 
@@ -91,10 +99,12 @@ def main() -> int:
         print(f"combine: {src}: cannot read the upstreams file ({exc})", file=sys.stderr)
         return 2
     model = build(upstreams, os.environ.get("ORCH_BASELINE") or DEFAULT_BASELINE)
-    charts = [report_charts.latency(model), report_charts.throughput(model), report_charts.speedup(model)]
+    kinds = {"latency": report_charts.latency(model), "throughput": report_charts.throughput(model),
+             "speedup": report_charts.speedup(model)}
+    charts = [c for cs in kinds.values() for c in cs]
     write(out, "latency.csv", csv_text(upstreams))
-    for chart in charts:
-        write(out, f"{chart.name}.svg", report_svg.render(chart))
+    for kind, cs in kinds.items():
+        write(out, f"{kind}.svg", report_svg.render_file(cs))
     write(out, "report.html", report_html.page(model, charts, warnings))
     write(out, "summary.txt", report_text.summary(model, len(warnings)))
     for w in warnings:

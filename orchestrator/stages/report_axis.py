@@ -22,6 +22,16 @@ def fmt_ms(v: float | None) -> str:
     return f"{v:.3g}" if v >= 100 else f"{v:.4f}" if v < 1 else f"{v:.3f}"
 
 
+def fmt_rate(tflops: float | None, unit: str = "F/s") -> str:
+    """A throughput that never reads 0.0: '504 TF/s', '1.23 TF/s', '4.12 GF/s' (CPU), '—' where there is none."""
+    if tflops is None or not tflops > 0:
+        return "—"
+    if tflops >= 1:
+        return f"{tflops:.0f} T{unit}" if tflops >= 100 else f"{tflops:.3g} T{unit}"
+    g = tflops * 1000
+    return f"{g:.3g} G{unit}" if g >= 0.01 else f"{g:.1e} G{unit}"
+
+
 def _nice(x: float) -> float:
     """The 1, 2 or 5 times a power of ten nearest above x."""
     e = math.floor(math.log10(x))

@@ -4,14 +4,15 @@ were not measured with their reasons and log tails, per-impl provenance, and a s
 from __future__ import annotations
 
 import math
+from datetime import datetime, timezone
 from html import escape
 
 import report_svg
-from report_axis import fmt_ms
+from report_axis import fmt_ms, fmt_rate
 from report_charts import detail
-from report_model import Model, Series
-from report_records import Upstream
-from report_text import best_per_workload
+from report_model import Group, Model, Series
+from report_records import UNSTABLE_SPREAD, Upstream
+from report_text import COLS_MAX, best_per_workload
 
 CSS = """
 body{font-family:system-ui,-apple-system,'Segoe UI',Roboto,'DejaVu Sans',Arial,sans-serif;margin:24px auto;
@@ -22,6 +23,8 @@ figure{margin:16px 0;overflow-x:auto}svg.chart{display:block;max-width:100%;heig
 table{border-collapse:collapse;font-variant-numeric:tabular-nums}td,th{border:1px solid #ddd;padding:3px 7px}
 th{background:#f6f6f6;text-align:left}td.num{text-align:right;white-space:nowrap}td.best{font-weight:700;background:#eefbea}
 td.wrong{color:#c00;background:#fff0f0}td.none{color:#999;text-align:center}.tf{color:#666;font-size:12px}
+td.unstable{background-image:repeating-linear-gradient(135deg,#0000 0 6px,#f3e3b0 6px 8px)}
+table.group{margin:6px 0 14px}table.group caption{text-align:left;font-weight:700;padding:4px 0}
 .sw{display:inline-block;width:10px;height:10px;border-radius:2px;margin-right:6px;vertical-align:middle}
 .status{font-weight:700;text-transform:uppercase;font-size:11px;padding:1px 5px;border-radius:3px;color:#fff}
 .status.failed,.status.error,.status.missing{background:#c00}.status.skipped{background:#b07000}.status.ok{background:#2a7d2a}
@@ -106,9 +109,27 @@ def _device(d: dict) -> str:
 
 
 def _speedup(m: Model, s: Series) -> str:
+    """Geomean speedup over the baseline on the ranking's shared workloads: the figure the rows are ranked by."""
     base = next((b for b in m.series if b.upstream.name == m.baseline or b.label == m.baseline), None)
-    ratios = [base.points[w].p50 / r.p50 for w, r in s.points.items() if base and w in base.points and r.p50]
-    return f"{math.exp(sum(map(math.log, ratios)) / len(ratios)):.3g}×" if ratios else "-"
+    g, gb = m.ranking.geomean(s), m.ranking.geomean(base) if base is not None else None
+    return f"{gb / g:.3g}×" if g and gb else "-"
+
+
+def _when(t) -> str:
+    """A manifest time (epoch seconds) as ISO-8601 UTC; text is shown as it is."""
+    if isinstance(t, (int, float)) and not isinstance(t, bool) and math.isfinite(t) and 0 <= t < 1e11:
+        return datetime.fromtimestamp(t, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return str(t) if t not in (None, "") else "?"
+
+
+def _run(man: dict) -> str:
+    start, end = man.get("started"), man.get("finished")
+    if start in (None, ""):
+        return ""
+    took = ""
+    if all(isinstance(t, (int, float)) and not isinstance(t, bool) for t in (start, end)) and end >= start:
+        took = f" ({end - start:.1f} s)"
+    return f"{_when(start)} → {_when(end)}{took}"
 
 
 def _verdict(s: Series) -> str:
@@ -119,32 +140,61 @@ def _verdict(s: Series) -> str:
     return "<td>✓</td>" if checked else "<td class='none'>not checked</td>"
 
 
-def _rate(t: float | None) -> str:
-    return "" if t is None else f"{t:.0f} TF/s" if t >= 10 else f"{t:.1f} TF/s"
+def _impl_cell(s: Series) -> str:
+    return f"<td><span class='sw' style='background:{s.style.color}'></span>{e(s.label)}</td>"
 
 
 def summary_table(m: Model) -> str:
+    """The ranking (the figure rows are ordered by, over the workloads they all share), then one table per
+    shape group with a column per workload, at most COLS_MAX columns wide so no table outgrows the page."""
+    rk = m.ranking
+    gm_head = f"geomean p50 (ms)<br><span class='tf'>over {len(rk.shared)} shared workloads</span>"
+    out = ["<div class='scroll'><table id='summary'><thead><tr><th>#</th><th>impl</th><th>backend</th>",
+           f"<th>{gm_head}</th><th>geomean speedup<br><span class='tf'>vs {e(m.baseline)}, same workloads</span></th>"
+           "<th>measured</th><th>correct</th></tr></thead><tbody>"]
+    total = len(m.workloads)
+    for i, s in enumerate(rk.rows(), 1):
+        g = rk.geomean(s)
+        unstable = sum(r.unstable for r in s.points.values())
+        flag = f" <span class='tf' title='the median moved too much to quote: wide 95 % CI or p10–p90 spread'>~{unstable} " \
+               "unstable</span>" if unstable else ""
+        out.append(f"<tr data-series='{e(s.slug)}'><td class='num'>{i if g is not None else '–'}</td>{_impl_cell(s)}"
+                   f"<td class='tf'>{e(s.tags.get('backend', ''))}</td>"
+                   f"<td class='num geomean'>{fmt_ms(g) if g is not None else 'not ranked'}</td>"
+                   f"<td class='num'>{_speedup(m, s)}</td><td class='num'>{len(s.points)}/{total}{flag}</td>"
+                   f"{_verdict(s)}</tr>")
+    out.append(f"</tbody></table></div><p class='sub' id='ranking'>Rows {e(rk.caption())}.</p>")
     best = best_per_workload(m)
-    rows = sorted(m.series, key=lambda s: (sum(math.log(r.p50) for r in s.points.values()) / len(s.points), s.label))
-    head = "".join(f"<th>{e(w.name)}<br><span class='tf'>{e(w.sublabel())}</span></th>" for w in m.workloads)
-    out = ["<div class='scroll'><table id='summary'><thead><tr><th>impl</th><th>backend</th>", head,
-           f"<th>correct</th><th>geomean<br>vs {e(m.baseline)}</th></tr></thead><tbody>"]
+    for g in m.groups:
+        for start in range(0, len(g.workloads), COLS_MAX):
+            out.append(_group_table(m, g, g.workloads[start:start + COLS_MAX], best))
+    out.append(f"<p class='sub'>p50 latency in ms and throughput; bold green: fastest correct result per workload; "
+               f"red ✗: differs from the fp32 reference beyond tolerance; striped ~: unstable (the harness found the "
+               f"median's 95 % CI or its p10–p90 spread too wide; older records: spread above {UNSTABLE_SPREAD:.0%}).</p>")
+    return "".join(out)
+
+
+def _group_table(m: Model, g: Group, workloads, best: dict) -> str:
+    rows = [s for s in m.ranking.rows() if any(w.name in s.points or any(p.workload == w.name for p in s.problems)
+                                               for w in workloads)]
+    head = "".join(f"<th>{e(w.name)}<br><span class='tf'>{e(w.sublabel())}</span></th>" for w in workloads)
+    out = [f"<div class='scroll'><table class='group'><caption>{e(g.title)}</caption><thead><tr><th>impl</th>",
+           head, "</tr></thead><tbody>"]
     for s in rows:
-        out.append(f"<tr data-series='{e(s.slug)}'><td><span class='sw' style='background:{s.style.color}'></span>"
-                   f"{e(s.label)}</td><td class='tf'>{e(s.tags.get('backend', ''))}</td>")
-        for w in m.workloads:
+        out.append(f"<tr data-series='{e(s.slug)}'>{_impl_cell(s)}")
+        for w in workloads:
             r = s.points.get(w.name)
             if r is None:
                 bad = next((p for p in s.problems if p.workload == w.name), None)
                 out.append(f"<td class='none' title='{e(bad.reason if bad else '')}'>{e(bad.status if bad else '-')}</td>")
                 continue
             cls = "num wrong" if r.ok is False else "num best" if best.get(w.name) is s else "num"
-            out.append(f"<td class='{cls}'>{fmt_ms(r.p50)}{' ✗' if r.ok is False else ''}<br>"
-                       f"<span class='tf'>{_rate(r.tflops)}</span></td>")
-        out.append(f"{_verdict(s)}<td class='num'>{_speedup(m, s)}</td></tr>")
-    out.append("</tbody></table></div><p class='sub'>p50 latency in ms and TFLOP/s; bold green: fastest correct "
-               "result per workload; red ✗: differs from the fp32 reference beyond tolerance.</p>")
-    return "".join(out)
+            title = f" title='unstable: wide confidence interval or p10–p90 spread ({(r.spread or 0):.0%} of the median)'" if r.unstable else ""
+            out.append(f"<td class='{cls}{' unstable' if r.unstable else ''}'{title}>{fmt_ms(r.p50)}"
+                       f"{' ✗' if r.ok is False else ''}{' ~' if r.unstable else ''}<br>"
+                       f"<span class='tf'>{fmt_rate(r.tflops)}</span></td>")
+        out.append("</tr>")
+    return "".join(out) + "</tbody></table></div>"
 
 
 def missing_section(m: Model) -> str:
@@ -173,7 +223,7 @@ def _provenance(u: Upstream, s: Series | None) -> str:
     key_pkgs = s.packages() if s else ""
     items = [("status", f"{u.status}{' (cached)' if u.cached else ''}{': ' + u.reason if u.reason else ''}"),
              ("device", _device(man.get("device") or {})), ("cache key", u.key or ""),
-             ("run", f"{man.get('started', '')} → {man.get('finished', '')}" if man.get("started") else ""),
+             ("run", _run(man)),
              ("key versions", key_pkgs), ("artifacts", u.entry or "")]
     body = "".join(f"<dt>{e(k)}</dt><dd>{e(v)}</dd>" for k, v in items if v)
     if pkgs:
@@ -198,9 +248,11 @@ def page(m: Model, charts: list, warnings: list[str]) -> str:
     if wrong:
         banner.append(f"<div class='banner'>Wrong results (differ from the fp32 reference): {e(', '.join(wrong))}</div>")
     shown = [x for c in charts for x in (c, detail(c)) if x is not None]
-    figures = "".join(f"<figure id='{c.name}'>{report_svg.render(c, prefix=c.name + '-')}</figure>" for c in shown)
+    figures = "".join(f"<figure id='{c.name}'>{report_svg.render(c, prefix=c.name + '-', show_absent=i == 0)}</figure>"
+                      for i, c in enumerate(shown))
     warn = ("<h2>Input warnings</h2>" + "".join(f"<div class='warn'>{e(w)}</div>" for w in warnings)) if warnings else ""
-    sub = " · ".join(p for p in (m.device, m.common_shape(), f"{len(m.series)} impls measured, {len(m.missing)} not") if p)
+    shape = m.common_shape() if len(m.groups) <= 1 else f"{len(m.groups)} shape groups"
+    sub = " · ".join(p for p in (m.device, shape, f"{len(m.series)} impls measured, {len(m.missing)} not") if p)
     return "".join([
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>Benchmark report</title>",
         "<meta name='viewport' content='width=device-width,initial-scale=1'>",

@@ -1,8 +1,11 @@
-"""What the report shows, computed once from the upstreams: workloads in order, one series per impl with data
-(each with a fixed colour, marker and dash), the impls that have none and why, the device and its peak."""
+"""What the report shows, computed once from the upstreams: workloads in shape groups, one series per impl with
+data (its colour, marker and dash derived from its name), the ranking, the impls that have none and why, the
+device and its peak."""
 
 from __future__ import annotations
 
+import hashlib
+import math
 import re
 import statistics
 from collections import Counter
@@ -10,12 +13,15 @@ from dataclasses import dataclass
 
 from report_records import Rec, Upstream
 
-# Distinct hues (no pure red: red is kept for "wrong result"), cycled with 7 marker shapes and 4 dash patterns.
+# Distinct hues (no pure red: red is kept for "wrong result"); a series picks colour, marker shape and dash
+# pattern from independent bytes of its name's hash, so adding an impl never restyles another.
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf",
-           "#393b79", "#b8860b", "#006d5b", "#000000", "#9c9ede", "#637939", "#7b4173")
+           "#393b79", "#b8860b", "#006d5b", "#000000", "#9c9ede", "#637939", "#7b4173", "#e7969c", "#3182bd",
+           "#31a354", "#756bb1", "#fd8d3c", "#843c39")
 MARKERS = ("circle", "square", "triangle", "diamond", "tri_down", "plus", "hexagon")
 DASHES = ("", "7 3", "2 3", "9 3 2 3")
 KEY_PACKAGES = ("torch", "triton", "flash", "xformers", "jax", "sage", "kernels", "cudnn", "transformer")
+FIXED = ("batch", "heads", "kv_heads", "head_dim", "dtype", "causal")  # a shape family: all but seq_len
 
 
 @dataclass(frozen=True)
@@ -23,6 +29,11 @@ class Style:
     color: str
     marker: str
     dash: str
+
+
+def style_of(name: str) -> Style:
+    h = hashlib.sha256(name.encode("utf-8", "replace")).digest()
+    return Style(PALETTE[h[0] % len(PALETTE)], MARKERS[h[1] % len(MARKERS)], DASHES[h[2] % len(DASHES)])
 
 
 @dataclass(frozen=True)
@@ -56,21 +67,35 @@ class Series:
         return any(r.ok is False for r in self.points.values())
 
     def packages(self) -> str:
-        """The versions that matter for a kernel, from the records' env, else from the manifest's package list."""
+        """The versions that matter for this impl: what its requirements resolved to (the manifest's package list,
+        `name==version (base|wheelhouse|index)` in host mode) that the harness saw at run time or that is a kernel
+        package, plus the torch and CUDA it imported. Never the rest of a host-mode base image."""
         env = next((r.env for r in self.points.values() if r.env), {})
+        seen = env.get("packages") if isinstance(env.get("packages"), dict) else {}
+        seen = {_canon(k): (str(k), str(v)) for k, v in seen.items()}
+        declared = {}
+        for line in self.upstream.manifest.get("packages") or []:
+            name, sep, ver = str(line).partition("==")
+            if sep and not name.startswith("unmet:"):
+                declared[_canon(name)] = (name.strip(), ver.split(" (")[0].strip())
         pairs = {}
+        if declared:
+            for key, (name, ver) in declared.items():
+                if key in seen:
+                    pairs[seen[key][0]] = seen[key][1]
+                elif any(k in key for k in KEY_PACKAGES):
+                    pairs[name] = ver
+        else:  # no manifest package list (a results folder): the kernel packages the harness saw
+            pairs = {n: v for k, (n, v) in seen.items() if any(p in k for p in KEY_PACKAGES)}
         if isinstance(env.get("torch"), str):
             pairs["torch"] = env["torch"]
         if isinstance(env.get("cuda"), str):
             pairs["cuda"] = env["cuda"]
-        pkgs = env.get("packages") if isinstance(env.get("packages"), dict) else {}
-        pairs.update({str(k): str(v) for k, v in pkgs.items()})
-        if not pkgs:
-            for line in self.upstream.manifest.get("packages") or []:
-                name, _, ver = str(line).partition("==")
-                if any(k in name.lower() for k in KEY_PACKAGES):
-                    pairs.setdefault(name, ver)
         return ", ".join(f"{k} {v}" for k, v in sorted(pairs.items()))
+
+
+def _canon(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name.strip().lower())
 
 
 @dataclass(frozen=True)
@@ -83,10 +108,82 @@ class Missing:
     log_tail: str
 
 
+def common_shape(workloads) -> str:
+    """The shape fields all the workloads share, e.g. 'B=1 H=24 D=128 bfloat16 non-causal'."""
+    if not workloads:
+        return ""
+    names = (("batch", "B="), ("heads", "H="), ("kv_heads", "KV="), ("head_dim", "D="), ("seq_len", "S="),
+             ("dtype", ""), ("causal", ""))
+    parts = []
+    for key, prefix in names:
+        values = {repr(w.shape.get(key)) for w in workloads}
+        value = workloads[0].shape.get(key)
+        if len(values) != 1 or value is None or (key == "kv_heads" and value == workloads[0].shape.get("heads")):
+            continue
+        parts.append(("causal" if value else "non-causal") if key == "causal" else f"{prefix}{value}")
+    return " ".join(parts)
+
+
+@dataclass(frozen=True)
+class Group:
+    """Workloads of one shape family (equal in every field but seq_len), in growing seq_len: one chart each."""
+
+    slug: str
+    title: str  # its fixed fields, e.g. 'B=1 H=24 D=128 bfloat16 non-causal'
+    workloads: tuple[Workload, ...]
+
+
+@dataclass(frozen=True)
+class Ranking:
+    """Rows in the order of the figure the tables show: the geomean p50 over `shared`, the workloads every ranked
+    impl measured. Impls that share none with the others are `unranked` (listed after, by name)."""
+
+    ranked: tuple[Series, ...]
+    unranked: tuple[Series, ...]
+    shared: tuple[str, ...]
+
+    def geomean(self, s: Series) -> float | None:
+        if s not in self.ranked or not self.shared:
+            return None
+        return math.exp(sum(math.log(s.points[w].p50) for w in self.shared) / len(self.shared))
+
+    def rows(self) -> tuple[Series, ...]:
+        return self.ranked + self.unranked
+
+    def caption(self) -> str:
+        if not self.ranked:
+            return ""
+        n = len(self.shared)
+        what = f"the {n} workloads every ranked impl measured" if n > 1 else "the one workload every ranked impl measured"
+        names = ", ".join(self.shared) if n <= 8 else ", ".join(self.shared[:8]) + ", ..."
+        tail = f"; not ranked (no workload in common with them): {', '.join(s.label for s in self.unranked)}" \
+            if self.unranked else ""
+        return f"ranked by geomean p50 over {what} ({names}){tail}"
+
+
+def rank(series: tuple[Series, ...], workloads: tuple[Workload, ...]) -> Ranking:
+    """Rank over the workloads all ranked impls share; while no workload is shared, the impl with the fewest
+    measured workloads (then the first by name) is set aside as unranked."""
+    order = [w.name for w in workloads]
+    ranked = list(series)
+    while ranked:
+        shared = [w for w in order if all(w in s.points for s in ranked)]
+        if shared:
+            break
+        ranked.remove(min(ranked, key=lambda s: (len(s.points), s.label)))
+    else:
+        shared = []
+    r = Ranking(tuple(ranked), tuple(sorted((s for s in series if s not in ranked), key=lambda s: s.label)),
+                tuple(shared))
+    return Ranking(tuple(sorted(ranked, key=lambda s: (r.geomean(s), s.label))), r.unranked, r.shared)
+
+
 @dataclass(frozen=True)
 class Model:
     workloads: tuple[Workload, ...]
+    groups: tuple[Group, ...]
     series: tuple[Series, ...]
+    ranking: Ranking
     missing: tuple[Missing, ...]
     upstreams: tuple[Upstream, ...]
     baseline: str
@@ -94,19 +191,7 @@ class Model:
     peak: float | None
 
     def common_shape(self) -> str:
-        """The shape fields every workload shares, e.g. 'B=1 H=24 D=128 bfloat16 non-causal'."""
-        if not self.workloads:
-            return ""
-        names = (("batch", "B="), ("heads", "H="), ("kv_heads", "KV="), ("head_dim", "D="), ("seq_len", "S="),
-                 ("dtype", ""), ("causal", ""))
-        parts = []
-        for key, prefix in names:
-            values = {repr(w.shape.get(key)) for w in self.workloads}
-            value = self.workloads[0].shape.get(key)
-            if len(values) != 1 or value is None or (key == "kv_heads" and value == self.workloads[0].shape.get("heads")):
-                continue
-            parts.append(("causal" if value else "non-causal") if key == "causal" else f"{prefix}{value}")
-        return " ".join(parts)
+        return common_shape(self.workloads)
 
 
 def slugify(name: str, taken: set) -> str:
@@ -136,13 +221,35 @@ def workload_order(recs: list[Rec]) -> tuple[Workload, ...]:
     return tuple(Workload(w, shapes.get(w, {})) for w in order)
 
 
+def _value(v) -> tuple:
+    """A sort key for one shape field of any JSON type: numbers by value, anything else by its text."""
+    return (0, v, "") if isinstance(v, (int, float)) and not isinstance(v, bool) else (1, 0, repr(v))
+
+
+def family(shape: dict | None) -> tuple:
+    """The fields a line may not change along its length (all but seq_len); empty for a workload with no shape."""
+    return tuple(_value((shape or {}).get(f)) for f in FIXED) if shape else ()
+
+
 def _shape_key(shape: dict | None) -> tuple:
     """Group by everything but the sequence length, then grow it; workloads without a shape keep their place last."""
     if not shape:
         return (1,)
     fields = ("dtype", "causal", "head_dim", "heads", "kv_heads", "batch")
-    return (0, *(str(shape.get(f)) if not isinstance(shape.get(f), (int, float)) else shape.get(f) for f in fields),
-            shape.get("seq_len") or 0)
+    return (0, *(_value(shape.get(f)) for f in fields), _value(shape.get("seq_len")))
+
+
+def groups_of(workloads: tuple[Workload, ...]) -> tuple[Group, ...]:
+    """One group per shape family, the largest first (the main suite leads), workloads in growing seq_len."""
+    found: dict = {}
+    for w in workloads:
+        found.setdefault(family(w.shape), []).append(w)
+    out, taken = [], set()
+    for fam, ws in sorted(found.items(), key=lambda kv: (not kv[0], -len(kv[1]), kv[0])):
+        fixed = [Workload(w.name, {k: v for k, v in w.shape.items() if k != "seq_len"}) for w in ws]
+        title = common_shape(fixed) if fam else "workloads without a shape"
+        out.append(Group(slugify(title.replace("=", ""), taken), title, tuple(ws)))
+    return tuple(out)
 
 
 def build(upstreams: list[Upstream], baseline: str) -> Model:
@@ -165,17 +272,16 @@ def build(upstreams: list[Upstream], baseline: str) -> Model:
             missing.append(Missing(label, rs[0].status, why.reason if why else by_up[up].reason, by_up[up].log_tail))
             continue
         problems = tuple(r for r in rs if not r.measured and r.workload not in measured)
-        i = len(series)
-        style = Style(PALETTE[i % len(PALETTE)], MARKERS[i % len(MARKERS)], DASHES[i % len(DASHES)])
-        series.append(Series(slugify(label, taken), label, by_up[up], style, measured, problems))
+        series.append(Series(slugify(label, taken), label, by_up[up], style_of(label), measured, problems))
     for u in upstreams:
         if not u.records:
             reason = u.reason or ("produced no records" if u.status == "ok" else "")
             missing.append(Missing(u.name, "error" if u.status == "ok" else u.status, reason, u.log_tail))
     devices = Counter(r.env.get("device") for r in recs if r.measured and isinstance(r.env.get("device"), str))
     peaks = [r.tflops / (r.pct_peak / 100) for r in recs if r.measured and r.tflops and r.pct_peak and r.pct_peak > 0]
+    workloads = workload_order([r for r in recs if r.measured] or recs)
     return Model(
-        workloads=workload_order([r for r in recs if r.measured] or recs), series=tuple(series),
+        workloads=workloads, groups=groups_of(workloads), series=tuple(series), ranking=rank(tuple(series), workloads),
         missing=tuple(sorted(missing, key=lambda m: m.name)), upstreams=tuple(upstreams), baseline=baseline,
         device=min(devices, key=lambda d: (-devices[d], d)) if devices else "",
         peak=round(statistics.median(peaks), 1) if peaks else None,

@@ -1,19 +1,72 @@
 """Reading the combine stage's inputs: the upstreams file, each upstream's manifest and its result records.
 
-Every problem in the inputs (a line that is not JSON, a field of the wrong type) becomes one warning naming
-file:line and is otherwise ignored, so a partial or damaged result never stops the report.
+Every problem in the inputs (a line that is not JSON, a field of the wrong type, a file the manifest does not
+list) becomes one warning naming file:line and is otherwise ignored, so a partial, damaged or forged result never
+stops the report. Every string read is cleaned once, here (see `clean`), so no output has to defend itself.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 SHAPE = ("batch", "seq_len", "heads", "kv_heads", "head_dim", "dtype", "causal")
 LAT = ("mean", "p10", "p50", "p90", "min", "max", "std")
+TEXT_MAX = 2000  # characters kept of any one string in a record or manifest (a log tail keeps more)
+LOG_MAX = 20000
+# The harness flags an unstable median in the record (lat_ms.unstable: wide 95 % CI or p90/p10 spread, one rule in
+# attnbench.stats). Records written before it did are judged by their p10-p90 spread alone, above this fraction.
+UNSTABLE_SPREAD = 0.25
+ANSI = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)?|[@-Z\\-_])")
+UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
+def _escape(m: re.Match) -> str:
+    c = ord(m.group())
+    if 0xDC80 <= c <= 0xDCFF:  # a byte of a non-UTF-8 file name, as os.fsdecode keeps it
+        return f"\\x{c - 0xDC00:02x}"
+    if 0xD800 <= c <= 0xDFFF or c in (0xFFFE, 0xFFFF):
+        return "\ufffd"
+    return f"\\x{c:02x}" if c < 0x100 else f"\\u{c:04x}"
+
+
+def clean(text: str, limit: int = TEXT_MAX) -> str:
+    """Text safe for every output: terminal escape sequences dropped, control characters (but newline and tab),
+    bidi overrides and lone surrogates shown as escapes, valid in UTF-8 and XML, and at most `limit` characters."""
+    if len(text) > limit * 4:
+        text = text[: limit * 4]  # never run the regexes over megabytes that will be cut anyway
+        cut = True
+    else:
+        cut = False
+    text = UNSAFE.sub(_escape, ANSI.sub("", text))
+    if cut or len(text) > limit:
+        text = text[: limit - 1] + "…"
+    return text
+
+
+def one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def clean_json(value, limit: int = TEXT_MAX):
+    """The same JSON value with every string (and key) cleaned."""
+    if isinstance(value, str):
+        return clean(value, limit)
+    if isinstance(value, dict):
+        return {clean(str(k), 200): clean_json(v, limit) for k, v in value.items()}
+    if isinstance(value, list):
+        return [clean_json(v, limit) for v in value]
+    return value
+
+
+def shown(path) -> str:
+    """A path as text for a warning or the page, whatever bytes its name holds."""
+    return clean(os.fsdecode(path), 500)
 
 
 @dataclass(frozen=True)
@@ -28,6 +81,7 @@ class Rec:
     reason: str = ""
     shape: dict = field(default_factory=dict)
     lat: dict = field(default_factory=dict)  # LAT keys -> float | None
+    flagged_unstable: bool | None = None  # the record's own lat_ms.unstable, where it has one
     reps: int | None = None
     mode: str = ""
     compile_ms: float | None = None
@@ -48,6 +102,21 @@ class Rec:
     def measured(self) -> bool:
         """A latency that can be plotted: status ok and a positive median."""
         return self.status == "ok" and self.p50 is not None and self.p50 > 0
+
+    @property
+    def spread(self) -> float | None:
+        """Run-to-run spread of the reps, (p90 - p10) / p50; None where the record lacks those."""
+        p10, p90 = self.lat.get("p10"), self.lat.get("p90")
+        if not self.measured or p10 is None or p90 is None:
+            return None
+        return max(p90 - p10, 0.0) / self.p50
+
+    @property
+    def unstable(self) -> bool:
+        """The harness's verdict where the record carries one, else the spread rule for older records."""
+        if self.flagged_unstable is not None:
+            return self.measured and self.flagged_unstable
+        return self.spread is not None and self.spread > UNSTABLE_SPREAD
 
 
 @dataclass(frozen=True)
@@ -88,10 +157,11 @@ class Checker:
         return float(value)
 
     def text(self, data: dict, key: str, default: str = "") -> str:
+        """A one-line string (any other JSON value as its JSON text), cleaned."""
         value = data.get(key)
         if value is None:
             return default
-        return value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+        return one_line(clean(value if isinstance(value, str) else json.dumps(value, sort_keys=True)))
 
 
 def to_rec(upstream: str, tags: dict, data: dict, where: str, warn) -> Rec:
@@ -113,8 +183,11 @@ def to_rec(upstream: str, tags: dict, data: dict, where: str, warn) -> Rec:
     return Rec(
         upstream=upstream, impl=c.text(data, "impl", upstream) or upstream, workload=c.text(wl, "name", "?") or "?",
         where=where, status=status, reason=reason.strip(),
-        shape={k: wl[k] for k in SHAPE if isinstance(wl.get(k), (str, int, float, bool))},
+        shape={k: one_line(wl[k]) if isinstance(wl[k], str) else wl[k] for k in SHAPE
+               if isinstance(wl.get(k), (str, int, float, bool))
+               and not (isinstance(wl[k], float) and not math.isfinite(wl[k]))},
         lat=stats, reps=int(reps) if reps is not None else None, mode=c.text(lat, "mode"),
+        flagged_unstable=lat.get("unstable") if isinstance(lat.get("unstable"), bool) else None,
         compile_ms=c.num(data, "compile_ms"), peak_bytes=c.num(data, "peak_bytes"), tflops=c.num(data, "tflops"),
         pct_peak=c.num(data, "pct_peak"), ok=ok, rel_l2=c.num(err, "rel_l2", "err.rel_l2"),
         max_abs=c.num(err, "max_abs", "err.max_abs"), tags=c.obj(data, "tags") or tags, env=c.obj(data, "env"),
@@ -130,27 +203,63 @@ def jsonl_files(folder: Path) -> list[Path]:
     return sorted(found)
 
 
-def read_jsonl(path: Path, warn) -> list[tuple[str, dict]]:
-    """(file:line, object) for each good line of one file; bad lines are warned about and skipped."""
-    try:
-        text = path.read_text(encoding="utf-8", errors="replace")
-    except OSError as exc:
-        warn(f"{path}: cannot read ({exc.strerror}); file skipped")
+def listed_results(folder: Path, manifest: dict, warn) -> list[tuple[Path, str]]:
+    """(path, sha256) of the result files the manifest lists, and a warning for every *.jsonl it does not list:
+    an entry holds exactly its manifest's files, so a file planted there after commit is never read."""
+    files = manifest.get("files")
+    if not isinstance(files, dict):
+        if jsonl_files(folder):
+            warn(f"{shown(folder / 'manifest.json')}: no files list in the manifest; the folder's results are not read")
         return []
+    listed = []
+    for rel, digest in sorted(files.items()):
+        parts = Path(rel).parts
+        if not rel.endswith(".jsonl") or not parts or parts[0] == "_logs":
+            continue
+        if Path(rel).is_absolute() or ".." in parts or not isinstance(digest, str):
+            warn(f"{shown(folder / 'manifest.json')}: files: {clean(rel, 300)!r} is not a file inside the entry; "
+                 "not read")
+            continue
+        listed.append((folder / rel, digest))
+    known = {p for p, _ in listed}
+    for path in jsonl_files(folder):
+        if path not in known:
+            warn(f"{shown(path)}: not listed in its manifest; not read")
+    return listed
+
+
+def read_jsonl(path: Path, warn, sha256: str | None = None) -> list[tuple[str, dict]]:
+    """(file:line, object) for each good line of one file; bad lines are warned about and skipped. With sha256,
+    a file whose bytes differ from it (or a link) is not read at all."""
+    where0 = shown(path)
+    digest = hashlib.sha256()
     out = []
-    for lineno, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        where = f"{path}:{lineno}"
-        try:
-            data = json.loads(line)
-        except ValueError as exc:
-            warn(f"{where}: not JSON ({getattr(exc, 'msg', exc)}); line skipped")
-            continue
-        if not isinstance(data, dict):
-            warn(f"{where}: not a JSON object; line skipped")
-            continue
-        out.append((where, data))
+    try:
+        if sha256 is not None and path.is_symlink():
+            warn(f"{where0}: a link, not the file its manifest lists; not read")
+            return []
+        with open(path, "rb") as fh:
+            for lineno, raw in enumerate(fh, 1):
+                digest.update(raw)
+                line = raw.decode("utf-8", errors="replace")
+                if not line.strip():
+                    continue
+                where = f"{where0}:{lineno}"
+                try:
+                    data = json.loads(line)
+                except (ValueError, RecursionError) as exc:
+                    warn(f"{where}: not JSON ({getattr(exc, 'msg', exc)}); line skipped")
+                    continue
+                if not isinstance(data, dict):
+                    warn(f"{where}: not a JSON object; line skipped")
+                    continue
+                out.append((where, clean_json(data)))
+    except OSError as exc:
+        warn(f"{where0}: cannot read ({exc.strerror}); file skipped")
+        return []
+    if sha256 is not None and digest.hexdigest() != sha256:
+        warn(f"{where0}: differs from its manifest sha256; not read")
+        return []
     return out
 
 
@@ -159,36 +268,55 @@ def read_manifest(folder: Path, warn) -> dict:
     if not path.is_file():
         return {}
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        warn(f"{path}: unreadable manifest ({exc}); provenance not shown")
+        data = json.loads(path.read_text(encoding="utf-8", errors="replace"))
+    except (OSError, ValueError, RecursionError) as exc:
+        warn(f"{shown(path)}: unreadable manifest ({clean(str(exc), 300)}); provenance not shown")
         return {}
-    return data if isinstance(data, dict) else {}
+    return clean_json(data) if isinstance(data, dict) else {}
+
+
+def _records(name: str, tags: dict, folder: Path, manifest: dict, warn) -> list[Rec]:
+    records = []
+    for path, digest in listed_results(folder, manifest, warn):
+        for where, data in read_jsonl(path, warn, digest):
+            try:
+                records.append(to_rec(name, tags, data, where, warn))
+            except Exception as exc:  # noqa: BLE001 - one bad record must never stop the report for everyone
+                warn(f"{where}: record not read ({type(exc).__name__}: {clean(str(exc), 300)})")
+    return records
 
 
 def load_upstreams(path: Path, warn) -> list[Upstream]:
-    """Every upstream named in the ORCH_UPSTREAMS file, sorted by name, with its manifest and records."""
+    """Every upstream named in the ORCH_UPSTREAMS file, sorted by name, with its manifest and records (only the
+    result files its manifest lists, with matching sha256)."""
+
+    def say(message: str) -> None:
+        warn(one_line(clean(message, 1000)))
+
     doc = json.loads(path.read_text(encoding="utf-8"))
     if not isinstance(doc, dict):
         raise ValueError(f"{path}: not a JSON object of upstreams")
     ups = []
-    for name in sorted(doc):
-        info = doc[name] if isinstance(doc[name], dict) else {}
-        c = Checker(f"{path}: {name}", warn)
-        tags = c.obj(info, "tags")
-        entry = c.text(info, "entry") or None
-        folder = Path(entry) if entry else None
+    for raw_name in sorted(doc):
+        info = doc[raw_name] if isinstance(doc[raw_name], dict) else {}
+        name = one_line(clean(raw_name, 200)) or "?"
+        c = Checker(f"{shown(path)}: {name}", say)
+        tags = clean_json(c.obj(info, "tags"))
+        entry = info.get("entry") if isinstance(info.get("entry"), str) and info.get("entry") else None
+        folder = Path(entry) if entry else None  # the raw name: it may hold bytes that are not UTF-8
         records: list[Rec] = []
         manifest: dict = {}
         if folder is not None and folder.is_dir():
-            manifest = read_manifest(folder, warn)
-            for f in jsonl_files(folder):
-                records.extend(to_rec(name, tags, data, where, warn) for where, data in read_jsonl(f, warn))
+            manifest = read_manifest(folder, say)
+            records = _records(name, tags, folder, manifest, say)
         elif folder is not None:
-            warn(f"{path}: {name}: artifact folder {folder} does not exist; no records")
+            say(f"{shown(path)}: {name}: artifact folder {shown(folder)} does not exist; no records")
+        log_tail = info.get("log_tail")
         ups.append(Upstream(
             name=name, status=c.text(info, "status", "missing"), reason=c.text(info, "reason").strip(),
-            key=c.text(info, "key") or None, cached=info.get("cached") is True, entry=entry, tags=tags,
-            log_tail=c.text(info, "log_tail"), manifest=manifest, records=tuple(records),
+            key=c.text(info, "key") or None, cached=info.get("cached") is True,
+            entry=shown(folder) if folder is not None else None, tags=tags,
+            log_tail=clean(log_tail, LOG_MAX) if isinstance(log_tail, str) else "", manifest=manifest,
+            records=tuple(records),
         ))
     return ups

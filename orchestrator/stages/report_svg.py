@@ -25,6 +25,7 @@ class Point:
     hi: float | None
     wrong: bool
     tip: str
+    unstable: bool = False
 
 
 @dataclass(frozen=True)
@@ -51,11 +52,13 @@ class Chart:
     categories: tuple  # (name, sublabel)
     lines: tuple
     refs: tuple = ()  # (value, label) horizontal reference lines
-    notes: tuple = ()  # (name, status, reason) of impls not drawn
+    notes: tuple = ()  # (name, status, reason) of impls not drawn in this chart only (off scale, no TFLOP/s)
     message: str = ""  # shown in the plot area when there is nothing to draw
     zero: bool = True  # a linear axis starts at zero
     better: str = "lower"  # which way is better: lower | higher
     unit: str = ""
+    absent: tuple = ()  # (name, status, reason) of impls measured nowhere: listed once per file or page
+    kind: str = ""  # latency | throughput | speedup: the file it goes into
 
 
 def a(v) -> str:
@@ -97,24 +100,49 @@ def _wrap(text: str, width: int, lines: int) -> list[str]:
     return [_cut(s, width) for s in out]
 
 
-def render(c: Chart, prefix: str = "") -> str:
-    """The chart's SVG text; `prefix` makes its ids unique when several charts share one HTML page."""
+def render_file(charts: list[Chart]) -> str:
+    """One SVG file for charts of one kind: the chart itself, or (one per shape group) panels stacked in one
+    image, each with its own ids, axis and title; impls measured nowhere are listed once, in the first panel."""
+    if len(charts) == 1:
+        return render(charts[0])
+    panels, y = [], 0
+    for i, c in enumerate(charts):
+        panels.append(render(c, prefix=f"{c.name}-", show_absent=i == 0, y=y).rstrip("\n"))
+        y += height(c, i == 0)
+    title = f"{charts[0].title.split(' · ')[0]}: {len(charts)} shape groups"
+    return (f'<svg xmlns="http://www.w3.org/2000/svg" class="panels" width="{W}" height="{y}" '
+            f'viewBox="0 0 {W} {y}">\n<title>{a(title)}</title>\n' + "\n".join(panels) + "\n</svg>\n")
+
+
+def _x_layout(c: Chart) -> tuple[float, bool, float]:
     n_cat = max(len(c.categories), 1)
     band = PLOT_W / n_cat
     longest = max((len(_cut(n, LABEL_MAX)) for n, _ in c.categories), default=0)
     rotate = longest * 6.4 > band - 8
-    x_h = (longest * 6.4 * 0.72 + 24) if rotate else 40
-    legend = _legend(c, LEFT + PLOT_W + GAP, TOP)
-    height = int(max(TOP + PLOT_H + x_h + 34, TOP + legend[1] + 16))
+    return band, rotate, (longest * 6.4 * 0.72 + 24) if rotate else 40
+
+
+def height(c: Chart, show_absent: bool = True) -> int:
+    _, _, x_h = _x_layout(c)
+    return int(max(TOP + PLOT_H + x_h + 34, TOP + _legend(c, 0, TOP, show_absent)[1] + 16))
+
+
+def render(c: Chart, prefix: str = "", show_absent: bool = True, y: int | None = None) -> str:
+    """The chart's SVG text; `prefix` makes its ids unique when several charts share one HTML page or file,
+    `show_absent` lists the impls measured nowhere (once per page), `y` places it as a panel in a larger SVG."""
+    band, rotate, _ = _x_layout(c)
+    legend = _legend(c, LEFT + PLOT_W + GAP, TOP, show_absent)
+    h = height(c, show_absent)
     ys = [v for ln in c.lines for p in ln.points for v in (p.y, p.lo, p.hi) if v is not None]
     scale = make_scale(ys, TOP + PLOT_H, TOP, tuple(v for v, _ in c.refs), zero=c.zero)
+    place = f' x="0" y="{y}"' if y is not None else ""
     out = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" id="{prefix}chart" data-chart="{a(c.name)}" '
-        f'width="{W}" height="{height}" viewBox="0 0 {W} {height}" font-family="{a(FONT)}" font-size="12" '
+        f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" id="{prefix}chart" data-chart="{a(c.name)}"{place} '
+        f'width="{W}" height="{h}" viewBox="0 0 {W} {h}" font-family="{a(FONT)}" font-size="12" '
         f'role="img" aria-label="{a(c.title)}">',
         f"<title>{a(c.title)}</title>",
         style_block([ln.slug for ln in c.lines]),
-        f'<rect width="{W}" height="{height}" fill="#fff"/>',
+        f'<rect width="{W}" height="{h}" fill="#fff"/>',
         f'<text x="{LEFT}" y="26" font-size="17" font-weight="700" fill="#111">{a(c.title)}</text>',
         f'<text x="{LEFT}" y="46" font-size="12" fill="#555">{a(c.subtitle)}</text>',
     ]
@@ -203,7 +231,8 @@ def _points(ln: Line, s: Scale, band: float, dx: float) -> list[str]:
     out = [f'<g class="points" data-series="{ln.slug}" data-label="{a(ln.label)}">']
     for p in sorted(ln.points, key=lambda p: p.x):
         x, y = _xy(p, s, band, dx)
-        out.append(f'<g class="pt{" wrong" if p.wrong else ""}" data-x="{p.x}"><title>{a(p.tip)}</title>')
+        cls = "pt" + (" wrong" if p.wrong else "") + (" unstable" if p.unstable else "")
+        out.append(f'<g class="{cls}" data-x="{p.x}"><title>{a(p.tip)}</title>')
         if p.lo is not None and p.hi is not None and p.hi > p.lo:
             y0, y1 = s.y(p.lo), s.y(p.hi)
             out.append(f'<path class="whisker" d="M{x:.2f},{y0:.2f} V{y1:.2f} M{x - 2.5:.2f},{y0:.2f} h5 '
@@ -211,6 +240,9 @@ def _points(ln: Line, s: Scale, band: float, dx: float) -> list[str]:
         fill = "#fff" if p.wrong else color
         stroke = f' stroke="{color}" stroke-width="2"' if p.wrong else ' stroke="#fff" stroke-width="0.8"'
         out.append(f'<path class="marker" d="{marker(ln.style.marker, x, y)}" fill="{fill}"{stroke}/>')
+        if p.unstable:  # a dotted ring: this median moved a lot from rep to rep
+            out.append(f'<circle class="unstable-ring" cx="{x:.2f}" cy="{y:.2f}" r="8" fill="none" stroke="{color}" '
+                       f'stroke-width="1" stroke-dasharray="1.5 2"/>')
         if p.wrong:
             out.append(f'<path class="wrong-x" d="M{x - 2.2:.2f},{y - 2.2:.2f} l4.4,4.4 m0,-4.4 l-4.4,4.4" '
                        f'stroke="{WRONG}" stroke-width="1.4"/>')
@@ -218,8 +250,9 @@ def _points(ln: Line, s: Scale, band: float, dx: float) -> list[str]:
     return out + ["</g>"]
 
 
-def _legend(c: Chart, x0: float, y0: float) -> tuple[list[str], float]:
-    """The legend's SVG lines and its height: one entry per series, then the impls that have nothing here."""
+def _legend(c: Chart, x0: float, y0: float, show_absent: bool = True) -> tuple[list[str], float]:
+    """The legend's SVG lines and its height: one entry per series, then the impls measured nowhere (when
+    show_absent) and those left out of this chart only."""
     out = ['<g class="legend">']
     y = y0
     for ln in c.lines:
@@ -237,11 +270,13 @@ def _legend(c: Chart, x0: float, y0: float) -> tuple[list[str], float]:
                    + (f'<tspan class="wrong-label" fill="{WRONG}" font-weight="700"> ✗ wrong</tspan>' if ln.wrong else "")
                    + "</text></g>")
         y += 19
-    if c.notes:
+    for head, notes in (("Not in this chart:", c.absent if show_absent else ()), ("Not drawn here:", c.notes)):
+        if not notes:
+            continue
         y += 12
-        out.append(f'<text x="{x0 - 4:.1f}" y="{y:.1f}" font-weight="700" fill="#a00">Not in this chart:</text>')
+        out.append(f'<text x="{x0 - 4:.1f}" y="{y:.1f}" font-weight="700" fill="#a00">{head}</text>')
         y += 17
-        for name, status, reason in c.notes:
+        for name, status, reason in notes:
             lines = _wrap(f"{name} — {status}: {reason or 'no reason given'}", 50, 2)
             out.append(f'<g class="missing-entry" data-impl="{a(name)}" data-status="{a(status)}">'
                        f"<title>{a(name)} — {a(status)}: {a(reason)}</title>")
