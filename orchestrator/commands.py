@@ -83,6 +83,7 @@ def _executor(args, progress):
 
 
 def cmd_run(args) -> int:
+    from orchestrator.clean import record_roots
     from orchestrator.jobrun import JobRunner
     from orchestrator.plan import plan
     from orchestrator.progress import Progress
@@ -109,6 +110,7 @@ def cmd_run(args) -> int:
     progress = Progress(order)
     try:
         plans = plan(ctx, jobs, order, forced, on_lock=lambda n, s: progress.set(n, "locking", f"lock {s}"))
+        record_roots(ctx, plans)  # so `clean` in another checkout sharing the artifacts keeps these entries
         results = Scheduler(ctx, JobRunner(ctx, _executor(args, progress)), plans, progress).run()
     finally:
         progress.close()
