@@ -53,10 +53,15 @@ def _read_root(path: Path) -> dict | None:
 
 
 def live_roots(ctx: Context) -> set[tuple[str, str]]:
-    """(name, key) of every entry a checkout sharing this artifacts folder still uses; dead roots are removed."""
+    """(name, key) of every entry another checkout sharing this artifacts folder still uses; dead roots are removed.
+
+    This checkout's own root is not read: its current keys (the plan) are what it uses now.
+    """
     keep: set[tuple[str, str]] = set()
     folder = ctx.store.root / ROOTS
     for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+        if path == _root_file(ctx):
+            continue
         doc = _read_root(path)
         if doc is None or not Path(doc["impls_dir"]).is_dir():
             path.unlink(missing_ok=True)  # that checkout is gone (or the file is unreadable): it keeps nothing

@@ -30,7 +30,7 @@ from orchestrator.fingerprint import detect_device
 from orchestrator.hashing import sha256_bytes, sha256_tree
 from orchestrator.keys import pins_sha256
 from orchestrator.jobrun import JobRunner
-from orchestrator.plan import Planned
+from orchestrator.plan import Planned, job_python
 from orchestrator.proc import run_tool
 from orchestrator.ray_bundle import Bundle
 from orchestrator.ray_spec import ARTIFACT, DEP, SRC, JobSpec, Outcome, Phase
@@ -170,6 +170,8 @@ def mismatch(spec: JobSpec, ctx: Context, job) -> str | None:
     if ctx.device.fingerprint != want["device"]:
         return (f"this node's device ({ctx.device.fingerprint}) is not the one the keys were planned for "
                 f"({want['device']}); run the driver on a machine like the Ray workers")
+    if job_python(ctx) != want["python"]:
+        return f"this node's Python ({job_python(ctx)}) is not the driver's ({want['python']}); keys include it"
     if ctx.base_key() != want["base"]:
         return f"the base interpreter {spec.base_python} differs here from the driver's (packages or wheelhouse)"
     lock = pins_sha256(spec.lock_text)
