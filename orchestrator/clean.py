@@ -1,13 +1,74 @@
-"""Delete what the cache no longer needs, never an entry or folder another process is using."""
+"""Delete what the cache no longer needs, never an entry or folder another process or checkout is using.
+
+Checkouts sharing one artifacts folder each leave a root file, `.roots/<sha of the impls folder>.json`, naming
+the key of every job their last runs used; `clean` keeps the union of the roots whose impls folder still exists.
+"""
 
 from __future__ import annotations
 
+import fcntl
+import json
 import os
 import shutil
+import time
+from pathlib import Path
 
 from orchestrator.context import STAGE, Context
 from orchestrator.discover import Job, topo_order
+from orchestrator.hashing import sha256_json
 from orchestrator.store import FAILED, LATEST, LOCKS, STAGING
+
+ROOTS = ".roots"
+
+
+def _root_file(ctx: Context) -> Path:
+    return ctx.store.root / ROOTS / f"{sha256_json(str(ctx.impls_dir))[:24]}.json"
+
+
+def record_roots(ctx: Context, plans: dict) -> None:
+    """Note the keys this checkout uses now (merged into what its earlier runs noted), for `clean` elsewhere."""
+    keys = {n: p.key for n, p in plans.items() if p.key is not None and not p.job.stage}
+    if not keys:
+        return
+    path = _root_file(ctx)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_suffix(".lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # two runs of one checkout at once: neither loses the other's keys
+        old = _read_root(path)
+        if old is not None and old.get("impls_dir") == str(ctx.impls_dir) and {**old["keys"], **keys} == old["keys"]:
+            return  # nothing new (the warm path writes nothing)
+        merged = {**(old or {}).get("keys", {}), **keys}
+        tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
+        tmp.write_text(json.dumps({"impls_dir": str(ctx.impls_dir), "keys": merged, "updated": time.time()}, indent=1, sort_keys=True))
+        os.replace(tmp, path)
+
+
+def _read_root(path: Path) -> dict | None:
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    ok = isinstance(doc, dict) and isinstance(doc.get("impls_dir"), str) and isinstance(doc.get("keys"), dict)
+    return doc if ok else None
+
+
+def live_roots(ctx: Context) -> set[tuple[str, str]]:
+    """(name, key) of every entry another checkout sharing this artifacts folder still uses; dead roots are removed.
+
+    This checkout's own root is not read: its current keys (the plan) are what it uses now.
+    """
+    keep: set[tuple[str, str]] = set()
+    folder = ctx.store.root / ROOTS
+    for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+        if path == _root_file(ctx):
+            continue
+        doc = _read_root(path)
+        if doc is None or not Path(doc["impls_dir"]).is_dir():
+            path.unlink(missing_ok=True)  # that checkout is gone (or the file is unreadable): it keeps nothing
+            path.with_suffix(".lock").unlink(missing_ok=True)
+            continue
+        keep |= {(n, k) for n, k in doc["keys"].items() if isinstance(n, str) and isinstance(k, str)}
+    return keep
 
 
 def _pid_alive(pid: int) -> bool:
@@ -37,9 +98,11 @@ def clean(ctx: Context, jobs: dict[str, Job], everything: bool) -> int:
         print(f"nothing to clean in {store.root}")
         return 0
     keep: set[tuple[str, str]] = set()
-    if not everything and jobs:
-        plans = plan(ctx, jobs, topo_order(jobs), create_locks=False)
-        keep = {(n, p.key) for n, p in plans.items()}
+    if not everything:
+        keep = live_roots(ctx)
+        if jobs:
+            plans = plan(ctx, jobs, topo_order(jobs), create_locks=False)
+            keep |= {(n, p.key) for n, p in plans.items()}
     removed = 0
     staging = store.root / STAGING
     for d in sorted(staging.iterdir()) if staging.is_dir() else []:
@@ -63,5 +126,6 @@ def clean(ctx: Context, jobs: dict[str, Job], everything: bool) -> int:
     if everything:
         (store.root / LATEST).unlink(missing_ok=True)
         shutil.rmtree(store.root / LOCKS, ignore_errors=True)
+        shutil.rmtree(store.root / ROOTS, ignore_errors=True)
     print(f"removed {removed} folders from {store.root}")
     return 0

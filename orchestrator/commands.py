@@ -115,6 +115,7 @@ def _ray_executor(address: str | None):
 def _execute(ctx: Context, jobs: dict[str, Job], to_run: list[str], forced: set[str], combine: bool,
              make_executor=_local_executor) -> int:
     """Plan every job the stage needs, run `to_run` (plus the stage), point `latest` at the stage's result."""
+    from orchestrator.clean import record_roots
     from orchestrator.jobrun import JobRunner
     from orchestrator.plan import plan
     from orchestrator.progress import Progress
@@ -130,6 +131,7 @@ def _execute(ctx: Context, jobs: dict[str, Job], to_run: list[str], forced: set[
     try:
         plans = plan(ctx, jobs, everything, forced, create_locks=frozenset(to_run),
                      on_lock=lambda n, s: progress.set(n, "locking", f"lock {s}"))
+        record_roots(ctx, plans)  # so `clean` in another checkout sharing the artifacts keeps these entries
         initial = _decided(ctx, runner, plans, [n for n in everything if n not in to_run])
         if combine:
             plans.update(plan(ctx, {STAGE: stage_job(everything)}, [STAGE], forced & {STAGE}))

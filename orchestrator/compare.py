@@ -28,19 +28,19 @@ class Sample:
     impl: str
     workload: str
     raw: tuple[float, ...]
-    p50: float
+    p50: float | None  # None: no usable median (missing or NaN); such a sample is "not comparable"
     ok: bool | None
     source: str
-    when: str
+    when: float | None  # the manifest's `finished` time; None when no manifest says
 
 
 @dataclass(frozen=True)
 class Row:
     impl: str
     workload: str
-    a: float
-    b: float
-    ratio: float
+    a: float | None
+    b: float | None
+    ratio: float | None
     p: float | None
     verdict: str
 
@@ -78,20 +78,37 @@ def mann_whitney(a, b) -> float:
     return min(1.0, math.erfc(z / math.sqrt(2)))
 
 
-def _manifest_time(path: Path, root: Path) -> str:
-    """The `finished` time of the manifest beside the file (or above it, up to root), else the file's mtime."""
+def _finished(man: Path) -> float | None:
+    """A manifest's `finished` time: a number (what the orchestrator writes) or an ISO-8601 string."""
+    try:
+        data = json.loads(man.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    value = data.get("finished") if isinstance(data, dict) else None
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+        return float(value)
+    if isinstance(value, str):
+        from datetime import datetime
+
+        try:
+            return datetime.fromisoformat(value).timestamp()
+        except ValueError:
+            return None
+    return None
+
+
+def _manifest_time(path: Path, root: Path) -> float | None:
+    """When the run that wrote `path` finished, from its manifest: `manifest.<stem>.json` beside it (a results
+    folder of several suites), else `manifest.json` beside it or above it up to root. Never a file's mtime."""
     for folder in [path.parent, *path.parent.parents]:
-        man = folder / "manifest.json"
-        if man.is_file():
-            try:
-                data = json.loads(man.read_text(encoding="utf-8"))
-                if isinstance(data, dict) and isinstance(data.get("finished"), str):
-                    return data["finished"]
-            except (OSError, ValueError):
-                pass
-        if folder == root:
+        for name in ([f"manifest.{path.stem}.json"] if folder == path.parent else []) + ["manifest.json"]:
+            if (folder / name).is_file():
+                when = _finished(folder / name)
+                if when is not None:
+                    return when
+        if folder == root or root not in folder.parents:
             break
-    return f"{path.stat().st_mtime:020.6f}"
+    return None
 
 
 def _jsonl_under(folder: Path) -> list[Path]:
@@ -102,35 +119,39 @@ def _jsonl_under(folder: Path) -> list[Path]:
     return sorted(found)
 
 
-def result_files(folder: Path) -> list[Path]:
-    """The result files a folder stands for: its upstreams' files for a combine folder, else every *.jsonl in it."""
+def result_files(folder: Path) -> list[tuple[Path, Path]]:
+    """(file, the folder its manifest search stops at) for the result files a folder stands for: its upstreams'
+    files for a combine folder, else every *.jsonl in it."""
     doc_path = folder / UPSTREAMS
     if not doc_path.is_file():
-        return _jsonl_under(folder)
+        return [(f, folder) for f in _jsonl_under(folder)]
     try:
         doc = json.loads(doc_path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise UserError(f"{doc_path}: unreadable ({exc}); rerun `python -m orchestrator combine`") from None
+    if not isinstance(doc, dict):
+        raise UserError(f"{doc_path}: not a JSON object of upstreams; rerun `python -m orchestrator combine`")
     files = []
     artifacts = folder.resolve().parent.parent  # artifacts/combine/<key> -> artifacts/, if the tree was moved
     for name in sorted(doc):
         entry = doc[name].get("entry") if isinstance(doc[name], dict) else None
-        if not entry:
+        if not entry or not isinstance(entry, str):
             continue
-        where = Path(entry)
+        where = folder / entry  # a relative name is relative to the folder holding upstreams.json
         if not where.is_dir():
             where = artifacts / name / Path(entry).name
-        files += _jsonl_under(where) if where.is_dir() else []
+        files += [(f, where) for f in _jsonl_under(where)] if where.is_dir() else []
     return files
 
 
 def load(folder: Path, warn) -> dict[tuple[str, str], Sample]:
-    """impl x workload -> Sample of the measured results under folder; of several runs the newest wins."""
+    """impl x workload -> Sample of the measured results under folder; of several runs the newest (by the
+    manifest's `finished` time) wins."""
     if not folder.is_dir():
         raise UserError(f"{folder}: not a folder; give a combine artifact folder or a folder of result *.jsonl files")
     found: dict = {}
-    for path in result_files(folder):
-        when = _manifest_time(path, folder)
+    for path, root in result_files(folder):
+        when = _manifest_time(path, root)
         for lineno, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
             try:
                 rec = json.loads(line) if line.strip() else None
@@ -142,32 +163,47 @@ def load(folder: Path, warn) -> dict[tuple[str, str], Sample]:
                 found.setdefault((s.impl, s.workload), []).append(s)
     out, runs = {}, {}
     for key, samples in sorted(found.items()):
-        out[key] = max(samples, key=lambda s: (s.when, s.source))
-        runs.setdefault(key[0], set()).update(s.when for s in samples)
+        # Unknown times sort oldest; among equal times the later file and line wins (a fixed, stated order).
+        out[key] = max(samples, key=lambda s: (s.when is not None, s.when or 0.0, s.source))
+        whens = {s.when for s in samples}
+        if len(samples) > 1 and len(whens) > 1:  # one workload measured by several runs, not several suites
+            runs.setdefault(key[0], set()).update(whens)
     for impl, whens in sorted(runs.items()):
-        if len(whens) > 1:
-            warn(f"{impl}: results of {len(whens)} runs under {folder}; the newest ({max(whens)}) is used")
+        newest = max((w for w in whens if w is not None), default=None)
+        when = "unknown" if newest is None else _iso(newest)
+        warn(f"{impl}: results of {len(whens)} runs under {folder}; the newest (finished {when}) is used")
     return out
 
 
-def _sample(rec, where: str, when: str) -> Sample | None:
-    """A Sample from a measured record; None for skipped, errored or malformed ones."""
+def _iso(t: float) -> str:
+    from datetime import datetime, timezone
+
+    return datetime.fromtimestamp(t, timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _sample(rec, where: str, when: float | None) -> Sample | None:
+    """A Sample from a measured record (its median None when missing or NaN); None for skipped, errored or
+    malformed ones."""
     if not isinstance(rec, dict) or rec.get("status", "ok") != "ok":
         return None
     lat, wl = rec.get("lat_ms"), rec.get("wl")
-    if not isinstance(lat, dict) or not isinstance(wl, dict) or not isinstance(rec.get("impl"), str):
+    if not isinstance(wl, dict) or not isinstance(rec.get("impl"), str):
         return None
+    lat = lat if isinstance(lat, dict) else {}
     raw = lat.get("raw") if isinstance(lat.get("raw"), list) else []
     raw = tuple(float(x) for x in raw if isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x))
     p50 = lat.get("p50")
     p50 = median(raw) if raw else float(p50) if isinstance(p50, (int, float)) and not isinstance(p50, bool) else None
-    if p50 is None or p50 <= 0:
-        return None
+    if p50 is not None and not (math.isfinite(p50) and p50 > 0):
+        p50 = None  # NaN, infinite, zero or negative: a measured record that cannot be compared
     ok = rec.get("ok") if isinstance(rec.get("ok"), bool) else None
     return Sample(rec["impl"], str(wl.get("name", "?")), raw, p50, ok, where, when)
 
 
 def judge(a: Sample, b: Sample, threshold: float, alpha: float) -> Row:
+    if a.p50 is None or b.p50 is None:
+        verdict = "NOW WRONG" if a.ok is True and b.ok is False else "not comparable"
+        return Row(a.impl, a.workload, a.p50, b.p50, None, None, verdict)
     ratio = b.p50 / a.p50
     p = mann_whitney(a.raw, b.raw) if len(a.raw) >= 2 and len(b.raw) >= 2 else None
     if a.ok is True and b.ok is False:
@@ -185,9 +221,13 @@ def judge(a: Sample, b: Sample, threshold: float, alpha: float) -> Row:
     return Row(a.impl, a.workload, a.p50, b.p50, ratio, p, verdict)
 
 
+def _num(x: float | None, fmt: str) -> str:
+    return "-" if x is None else format(x, fmt)
+
+
 def table(rows: list[Row]) -> str:
     head = ("impl", "workload", "A p50 ms", "B p50 ms", "B/A", "p", "verdict")
-    body = [(r.impl, r.workload, f"{r.a:.4f}", f"{r.b:.4f}", f"{r.ratio:.3f}",
+    body = [(r.impl, r.workload, _num(r.a, ".4f"), _num(r.b, ".4f"), _num(r.ratio, ".3f"),
              "-" if r.p is None else f"{r.p:.1e}", r.verdict) for r in rows]
     widths = [max(len(str(x[i])) for x in [head, *body]) for i in range(len(head))]
     right = {2, 3, 4, 5}
@@ -198,17 +238,21 @@ def table(rows: list[Row]) -> str:
 
 
 def compare(a: Path, b: Path, threshold: float = 0.05, alpha: float = 0.01, out=None) -> int:
-    """Print the comparison of B against A; 1 when any impl x workload regressed, else 0."""
+    """Print the comparison of B against A; 1 when any impl x workload regressed, else 0; nothing in common is a
+    user error (exit 2)."""
     out = out or sys.stdout
     notes: list[str] = []
     sa, sb = load(Path(a), notes.append), load(Path(b), notes.append)
     if not sa or not sb:
         empty = a if not sa else b
         raise UserError(f"{empty}: no measured result records found (looked for *.jsonl and upstreams.json)")
-    rows = [judge(sa[k], sb[k], threshold, alpha) for k in sorted(sa.keys() & sb.keys())]
+    common = sorted(sa.keys() & sb.keys())
+    if not common:
+        raise UserError(f"{a} and {b} have no impl x workload in common: nothing to compare")
+    rows = [judge(sa[k], sb[k], threshold, alpha) for k in common]
     print(f"A: {a}\nB: {b}\nregression: B slower than A by more than {threshold:.0%} with Mann-Whitney p < {alpha:g}, "
           "or correct in A and wrong in B\n", file=out)
-    print(table(rows) if rows else "no impl x workload measured in both", file=out)
+    print(table(rows), file=out)
     only_a, only_b = sorted(sa.keys() - sb.keys()), sorted(sb.keys() - sa.keys())
     for label, keys in (("only in A", only_a), ("only in B", only_b)):
         if keys:
@@ -216,6 +260,7 @@ def compare(a: Path, b: Path, threshold: float = 0.05, alpha: float = 0.01, out=
     for note in notes:
         print(f"note: {note}", file=out)
     bad = [r for r in rows if r.regression]
-    print(f"\n{len(rows)} compared, {len(bad)} regression(s), {sum(r.verdict == 'faster' for r in rows)} faster",
-          file=out)
+    unusable = sum(r.verdict == "not comparable" for r in rows)
+    print(f"\n{len(rows)} compared, {len(bad)} regression(s), {sum(r.verdict == 'faster' for r in rows)} faster"
+          + (f", {unusable} not comparable (no usable median)" if unusable else ""), file=out)
     return 1 if bad else 0

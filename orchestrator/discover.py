@@ -20,7 +20,8 @@ NAME = re.compile(r"^[a-z0-9_]+$")
 REQ_NAME = re.compile(r"^\s*([A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?)")
 SCRIPT_FILE = "bench.py"
 LOCK_SUFFIX = ".lock.txt"
-KNOWN_KEYS = {"needs", "gpu", "requires", "timeout", "tags"}
+KNOWN_KEYS = {"needs", "gpu", "requires", "timeout", "tags", "env"}
+VAR_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 KNOWN_REQUIRES = {"cuda"}
 
 
@@ -58,6 +59,7 @@ class Job:
     timeout: float | None = None
     tags: dict = field(default_factory=dict, compare=False)
     stage: bool = False
+    env: tuple[str, ...] = ()  # variables whose values change its results: they enter its key
 
     @property
     def folder(self) -> Path:
@@ -100,7 +102,11 @@ def _settings(path: Path, meta: dict) -> dict:
     tags = tool.get("tags", {})
     if not isinstance(tags, dict):
         raise _fail(path, "tags", "must be a table")
-    return {"needs": tuple(needs), "gpu": gpu, "requires": tuple(requires), "timeout": timeout, "tags": tags}
+    env = tool.get("env", [])
+    if not isinstance(env, list) or not all(isinstance(v, str) and VAR_NAME.match(v) for v in env):
+        raise _fail(path, "env", "must be a list of environment variable names ([A-Za-z_][A-Za-z0-9_]*)")
+    return {"needs": tuple(needs), "gpu": gpu, "requires": tuple(requires), "timeout": timeout, "tags": tags,
+            "env": tuple(sorted(set(env)))}
 
 
 def _path_dep(script: Path, name: str, spec: dict) -> PathDep:
@@ -131,11 +137,14 @@ def load_job(script: Path, name: str, stage: bool = False) -> Job:
         if requirement_name(dep) is None:
             raise UserError(f"{script}: dependencies: {dep!r} is not a requirement")
     declared = tuple(d for d in deps if requirement_name(d) not in local)
+    requires_python = meta.get("requires-python")
+    if requires_python is not None and not isinstance(requires_python, str):
+        raise UserError(f"{script}: requires-python must be a version specifier string such as \">=3.10\"")
     settings = _settings(script, meta)
     return Job(
         name=name,
         script=script.resolve(),
-        requires_python=meta.get("requires-python"),
+        requires_python=requires_python,
         declared=declared,
         path_deps=tuple(path_deps),
         stage=stage,

@@ -15,7 +15,7 @@ from orchestrator.envs import Env, ensure_env, env_for, pins_of
 from orchestrator.executor import Launch, LocalExecutor
 from orchestrator.plan import Planned, stage_settings
 from orchestrator.outputs import check_outputs, hash_outputs
-from orchestrator.store import Manifest
+from orchestrator.store import Manifest, recorded_variables
 
 SKIP_EXIT = 77  # a script's "cannot run here" (the automake convention); reason in skipped.txt
 SKIP_FILE = "skipped.txt"
@@ -166,6 +166,7 @@ class JobRunner:
         else:
             return self._failed(p, staging, finished.describe(), finished.duration)
         problem = check_outputs(out, keep={UPSTREAMS_FILE} if upstreams_doc is not None else set())
+        problem = problem or store.damaged_upstreams(upstream_entries)
         if problem:
             return self._failed(p, staging, problem, finished.duration)
         files = hash_outputs(out, logs)
@@ -174,6 +175,7 @@ class JobRunner:
             started=finished.started, finished=finished.finished, returncode=finished.returncode,
             files=files, packages=env.packages() if packages is None else packages, device=self.ctx.device.to_json(),
             reproduce=self.reproduce_command(p, env, variables), runner={"env_id": env.env_id, **where},
+            variables=recorded_variables(launch.env),
         )
         entry = store.commit(staging, manifest, replace=p.forced)
         return result_of(p, manifest, entry, cached=False)

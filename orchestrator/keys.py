@@ -6,8 +6,9 @@ from pathlib import Path
 
 from orchestrator.discover import Job
 from orchestrator.hashing import sha256_bytes, sha256_json, sha256_tree
+from orchestrator.locks import normalised_pins
 
-KEY_FORMAT = 1
+KEY_FORMAT = 2  # 2: the interpreter, normalised lock pins, declared variables; tree hashes follow links
 
 
 class TreeHashes:
@@ -22,16 +23,23 @@ class TreeHashes:
         return self._seen[root]
 
 
+def pins_sha256(lock_text: str | None) -> str | None:
+    """A lock's key: its pins and hashes, sorted, comments left out, so a rewrite that changes no pin keeps the cache."""
+    return None if lock_text is None else sha256_json(normalised_pins(lock_text))
+
+
 def key_inputs(
     job: Job,
     *,
     script: bytes,
-    lock: bytes | None,
+    lock: str | None,
     trees: TreeHashes,
     upstreams: dict[str, dict],
     workloads: dict,
     device: str,
     base: dict | None,
+    python: dict,
+    variables: dict[str, str | None],
     settings: dict | None = None,
 ) -> dict:
     """The recorded inputs of a job's key; `upstreams` maps name -> {"key": ..., plus status for stages}."""
@@ -41,12 +49,14 @@ def key_inputs(
         "script_sha256": sha256_bytes(script),
         # The script may import modules beside it (a kernel in its own file, a stage's report modules).
         "folder_sha256": trees(job.folder),
-        "lock_sha256": sha256_bytes(lock) if lock is not None else None,
+        "pins_sha256": pins_sha256(lock),
         "path_deps": {dep.name: trees(dep.root) for dep in job.path_deps},
         "upstreams": upstreams,
         "workloads": workloads,
         "device": device,
         "base": base,
+        "python": python,  # version and implementation of the interpreter the job runs under
+        "variables": variables,  # [tool.orchestrator] env: the values (None: unset) its numbers depend on
     }
     if job.stage:  # a stage takes run settings through its variables
         inputs["settings"] = settings

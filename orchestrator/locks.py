@@ -6,6 +6,7 @@ import os
 import re
 import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 from orchestrator.discover import Job
@@ -85,3 +86,81 @@ def write_lock(job: Job, uv: Uv) -> None:
     tmp = job.lock.with_name(job.lock.name + f".tmp{os.getpid()}")
     tmp.write_text(header + pins, encoding="utf-8")
     os.replace(tmp, job.lock)
+
+
+@dataclass(frozen=True)
+class Pin:
+    """One requirement line of a lock: the requirement as written (`name==1.0 ; marker`) and its hashes."""
+
+    requirement: str
+    hashes: tuple[str, ...]
+
+
+def parse_pins(text: str) -> list[Pin]:
+    """The lock's requirement lines (continuations joined, comments stripped), with their hashes, sorted."""
+    logical, current = [], ""
+    for line in text.splitlines():
+        line = re.sub(r"(^|\s)#.*$", "", line).rstrip()
+        if line.endswith("\\"):
+            current += line[:-1] + " "
+            continue
+        current += line
+        if current.strip():
+            logical.append(current)
+        current = ""
+    if current.strip():
+        logical.append(current)
+    pins = []
+    for line in logical:
+        words = line.split()
+        hashes = tuple(sorted(w.split("=", 1)[1] for w in words if w.startswith("--hash=")))
+        req = " ".join(w for w in words if not w.startswith("--hash="))
+        pins.append(Pin(req, hashes))
+    return sorted(pins, key=lambda p: (p.requirement, p.hashes))
+
+
+def normalised_pins(text: str) -> list[list]:
+    """What a lock says, independent of its comments, line order and layout: the key's view of it."""
+    return [[p.requirement, list(p.hashes)] for p in parse_pins(text)]
+
+
+def check_lock(job: Job, text: str, markers: dict | None = None) -> None:
+    """A lock edited by hand is refused: every pin hashed, and every pin that applies here satisfying the
+    script's own requirement (one line naming the lock file and the requirement).
+
+    `markers` is the marker environment of the interpreter the job runs under (None: this one).
+    """
+    from packaging.markers import InvalidMarker
+    from packaging.requirements import InvalidRequirement, Requirement
+    from packaging.utils import canonicalize_name
+
+    pins: dict[str, list[tuple[str, Pin]]] = {}
+    for pin in parse_pins(text):
+        try:
+            req = Requirement(pin.requirement)
+        except InvalidRequirement as exc:
+            raise UserError(f"{job.lock}: {pin.requirement!r} is not a requirement ({exc}); "
+                            f"run `python -m orchestrator lock {job.name}`") from None
+        if not pin.hashes:
+            raise UserError(f"{job.lock}: {pin.requirement} has no --hash; run `python -m orchestrator lock {job.name}`")
+        version = next((s.version for s in req.specifier if s.operator in ("==", "===")), None)
+        if version is None or len(req.specifier) != 1 or req.url:
+            raise UserError(f"{job.lock}: {pin.requirement} is not an exact pin (name==version); "
+                            f"run `python -m orchestrator lock {job.name}`")
+        if req.marker is None or req.marker.evaluate(markers):
+            pins.setdefault(canonicalize_name(req.name), []).append((version, pin))
+    for line in job.lock_requirements:
+        try:
+            want = Requirement(line)
+        except (InvalidRequirement, InvalidMarker):
+            continue  # the script's own syntax error is uv's to report when it locks
+        if want.url or (want.marker is not None and not want.marker.evaluate({**(markers or {}), "extra": ""})):
+            continue
+        have = pins.get(canonicalize_name(want.name))
+        if not have:
+            raise UserError(f"{job.lock}: no pin for {line!r}, which {job.script.name} requires; "
+                            f"run `python -m orchestrator lock {job.name}`")
+        for version, pin in have:
+            if not want.specifier.contains(version, prereleases=True):
+                raise UserError(f"{job.lock}: {pin.requirement} does not satisfy {line!r}, which {job.script.name} "
+                                f"requires (edited by hand?); run `python -m orchestrator lock {job.name}`")

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import re
+import sys
 from dataclasses import dataclass
 
 from orchestrator.context import Context
 from orchestrator.discover import Job
 from orchestrator.keys import TreeHashes, key_inputs, key_of
-from orchestrator.locks import ensure_lock, lock_state, read_lock_text
+from orchestrator.errors import UserError
+from orchestrator.locks import check_lock, ensure_lock, lock_state, read_lock_text
 from orchestrator.store import Manifest
 
 
@@ -28,10 +32,70 @@ class Planned:
         return self.cached is None and self.preskip is None
 
 
+SIMPLE_CLAUSE = re.compile(r"^\s*(~=|==|!=|<=|>=|<|>)\s*(\d+(?:\.\d+)*)(\.\*)?\s*$")
+
+
+def job_python(ctx: Context) -> dict:
+    """Version and implementation of the interpreter jobs run under: it enters every key (locks pin per Python)."""
+    if ctx.base is not None:
+        return {"version": ctx.base.version, "implementation": ctx.base.markers.get("implementation_name")}
+    return {"version": ctx.interp.version, "implementation": sys.implementation.name}
+
+
+def _release(v: str, n: int) -> tuple[int, ...]:
+    parts = tuple(int(x) for x in v.split(".") if x.isdigit())
+    return parts + (0,) * (n - len(parts))
+
+
+def python_allowed(spec: str, version: str) -> bool | None:
+    """Whether `version` (X.Y.Z) satisfies a requires-python specifier; None when it is not one.
+
+    Plain clauses are read here (the warm path imports no packaging); anything fancier goes to packaging.
+    """
+    clauses = [c for c in spec.split(",") if c.strip()]
+    matches = [SIMPLE_CLAUSE.match(c) for c in clauses]
+    if clauses and all(matches):
+        for m in matches:
+            op, want, star = m.group(1), m.group(2), m.group(3)
+            n = max(len(want.split(".")), len(version.split(".")), 3)
+            have, w = _release(version, n), _release(want, n)
+            if star and op in ("==", "!="):
+                k = len(want.split("."))
+                same = have[:k] == w[:k]
+                ok = same if op == "==" else not same
+            elif star:
+                return _packaging_allows(spec, version)
+            elif op == "~=":
+                k = len(want.split("."))
+                ok = have >= w and k >= 2 and have[:k - 1] == w[:k - 1]
+            else:
+                ok = {"==": have == w, "!=": have != w, "<=": have <= w, ">=": have >= w, "<": have < w, ">": have > w}[op]
+            if not ok:
+                return False
+        return True
+    return _packaging_allows(spec, version)
+
+
+def _packaging_allows(spec: str, version: str) -> bool | None:
+    from packaging.specifiers import InvalidSpecifier, SpecifierSet
+
+    try:
+        return SpecifierSet(spec).contains(version, prereleases=True)
+    except InvalidSpecifier:
+        return None
+
+
 def preskip_reason(job: Job, ctx: Context) -> str | None:
     """Why a job cannot run on this machine at all, decided before any environment is built."""
     if "cuda" in job.requires and not ctx.device.has_gpu:
         return "requires CUDA; no NVIDIA GPU on this machine"
+    if job.requires_python:
+        version = job_python(ctx)["version"]
+        allowed = python_allowed(job.requires_python, version)
+        if allowed is None:
+            raise UserError(f"{job.script}: requires-python: {job.requires_python!r} is not a version specifier")
+        if not allowed:
+            return f"requires-python {job.requires_python}; this interpreter is Python {version}"
     return None
 
 
@@ -61,11 +125,10 @@ def stage_settings(ctx: Context) -> dict:
 
 def compute_key(p: Planned, ctx: Context, trees: TreeHashes, upstreams: dict[str, dict]) -> None:
     """Fill p.inputs and p.key."""
-    lock = p.lock_text.encode() if p.lock_text is not None else None
     p.inputs = key_inputs(
-        p.job, script=p.job.script.read_bytes(), lock=lock, trees=trees, upstreams=upstreams,
-        workloads=ctx.suite.key_input(), device=ctx.device.fingerprint, base=ctx.base_key(),
-        settings=stage_settings(ctx) if p.job.stage else None,
+        p.job, script=p.job.script.read_bytes(), lock=p.lock_text, trees=trees, upstreams=upstreams,
+        workloads=ctx.suite.key_input(), device=ctx.device.fingerprint, base=ctx.base_key(), python=job_python(ctx),
+        variables={v: os.environ.get(v) for v in p.job.env}, settings=stage_settings(ctx) if p.job.stage else None,
     )
     p.key = key_of(p.inputs)
 
@@ -90,5 +153,9 @@ def plan(ctx: Context, jobs: dict[str, Job], order: list[str], forced: set[str] 
             compute_key(p, ctx, trees, {up: {"key": plans[up].key} for up in job.needs})
             if not p.forced:
                 p.cached = ctx.store.lookup(name, p.key)
+        if not job.stage and p.cached is None and p.preskip is None and p.lock_text is not None and lock_state(job, p.lock_text) == "ok":
+            # A cached entry was made from these very pins (they are in its key) after they passed this check,
+            # so only jobs about to run pay for it (and for importing packaging).
+            check_lock(job, p.lock_text, ctx.base.markers if ctx.base is not None else None)
         plans[name] = p
     return plans

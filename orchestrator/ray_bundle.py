@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from orchestrator.errors import BuildError
-from orchestrator.hashing import SKIP_DIRS, SKIP_INFIX, SKIP_SUFFIXES
+from orchestrator.hashing import source_files
 
 MAX_BYTES = 1 << 30  # one job's outputs (or one upstream's artifacts) travelling at once
 
@@ -36,20 +36,24 @@ class Bundle:
     def of(cls, folder: Path, source_tree: bool = False, limit: int = MAX_BYTES) -> "Bundle":
         """Read a folder; source_tree leaves out what sha256_tree leaves out (caches, build output), links followed."""
         files, dirs, links, others, total = [], [], [], [], 0
+        if source_tree:  # exactly the files sha256_tree hashes, so the worker computes the same key input
+            for rel, path in source_files(folder):
+                data = path.read_bytes()
+                total += len(data)
+                if total > limit:
+                    raise BuildError(f"{folder}: more than {limit >> 20} MiB to send (the limit for one job)")
+                files.append((os.path.normpath(rel), data, hashlib.sha256(data).hexdigest()))
+            return cls(tuple(files))
         for dirpath, dirnames, filenames in os.walk(folder):
-            if source_tree:
-                dirnames[:] = [d for d in dirnames if d not in SKIP_DIRS and not d.endswith(".egg-info")]
             for name in sorted(dirnames + filenames):
                 path = Path(dirpath, name)
                 rel = path.relative_to(folder).as_posix()
                 mode = os.lstat(path).st_mode
-                if stat.S_ISLNK(mode) and not source_tree:
+                if stat.S_ISLNK(mode):
                     links.append((rel, os.readlink(path)))
                 elif path.is_dir():
                     dirs.append(rel)
                 elif path.is_file():
-                    if source_tree and (name.endswith(SKIP_SUFFIXES) or SKIP_INFIX in name):
-                        continue
                     data = path.read_bytes()
                     total += len(data)
                     if total > limit:

@@ -28,8 +28,9 @@ from orchestrator.errors import BuildError, UserError
 from orchestrator.executor import Launch, LocalExecutor
 from orchestrator.fingerprint import detect_device
 from orchestrator.hashing import sha256_bytes, sha256_tree
+from orchestrator.keys import pins_sha256
 from orchestrator.jobrun import JobRunner
-from orchestrator.plan import Planned
+from orchestrator.plan import Planned, job_python
 from orchestrator.proc import run_tool
 from orchestrator.ray_bundle import Bundle
 from orchestrator.ray_spec import ARTIFACT, DEP, SRC, JobSpec, Outcome, Phase
@@ -169,12 +170,14 @@ def mismatch(spec: JobSpec, ctx: Context, job) -> str | None:
     if ctx.device.fingerprint != want["device"]:
         return (f"this node's device ({ctx.device.fingerprint}) is not the one the keys were planned for "
                 f"({want['device']}); run the driver on a machine like the Ray workers")
+    if job_python(ctx) != want["python"]:
+        return f"this node's Python ({job_python(ctx)}) is not the driver's ({want['python']}); keys include it"
     if ctx.base_key() != want["base"]:
         return f"the base interpreter {spec.base_python} differs here from the driver's (packages or wheelhouse)"
-    lock = sha256_bytes(spec.lock_text.encode()) if spec.lock_text is not None else None
+    lock = pins_sha256(spec.lock_text)
     script = sha256_bytes(job.script.read_bytes()) if job.script.is_file() else None
     checks = [("script", script, want["script_sha256"]), ("job folder", sha256_tree(job.folder), want["folder_sha256"]),
-              ("lock", lock, want["lock_sha256"]), ("workload suite", ctx.suite.sha256, want["workloads"]["sha256"])]
+              ("lock", lock, want["pins_sha256"]), ("workload suite", ctx.suite.sha256, want["workloads"]["sha256"])]
     checks += [(f"path dependency {d.name}", sha256_tree(d.root), want["path_deps"][d.name]) for d in job.path_deps]
     for what, have, expected in checks:
         if have != expected:

@@ -38,6 +38,7 @@ class Manifest:
     device: dict
     reproduce: str
     runner: dict = field(default_factory=dict)
+    variables: dict = field(default_factory=dict)  # framework variables (TORCH_*, CUDA_*, …) the job ran with
 
     @property
     def duration(self) -> float:
@@ -47,8 +48,41 @@ class Manifest:
         return asdict(self)
 
     @classmethod
-    def from_json(cls, data: dict) -> "Manifest":
+    def from_json(cls, data) -> "Manifest":
+        """A manifest from its JSON; any other shape (a field missing or of the wrong type) is ValueError."""
+        if not isinstance(data, dict):
+            raise ValueError(f"a JSON {type(data).__name__}, not an object")
+        for name, kinds in FIELD_TYPES.items():
+            if name not in data:
+                if name in OPTIONAL_FIELDS:
+                    continue
+                raise ValueError(f"field {name!r} missing")
+            value = data[name]
+            if not isinstance(value, kinds) or isinstance(value, bool) and bool not in kinds:
+                raise ValueError(f"field {name!r} is a {type(value).__name__}")
+        for rel, digest in data["files"].items():
+            parts = Path(rel).parts
+            if not isinstance(digest, str) or not parts or rel.startswith("/") or ".." in parts or rel == MANIFEST:
+                raise ValueError(f"files: bad entry {rel!r}")
         return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
+
+
+# Variables that change what frameworks do (kernels picked, precision, threads, caches): recorded in each manifest.
+FRAMEWORK_PREFIXES = ("TORCH_", "PYTORCH_", "TORCHINDUCTOR_", "TRITON_", "CUDA_", "CUDNN_", "CUBLAS_", "CUBLASLT_",
+                      "NCCL_", "NVSHMEM_", "NVIDIA_", "XLA_", "JAX_", "HF_", "OMP_", "MKL_", "OPENBLAS_", "KMP_")
+
+
+def recorded_variables(environ) -> dict[str, str]:
+    """The framework variables present in a job's environment (what its manifest records)."""
+    return {k: v for k, v in sorted(environ.items()) if k.startswith(FRAMEWORK_PREFIXES)}
+
+
+FIELD_TYPES = {
+    "name": (str,), "key": (str,), "inputs": (dict,), "status": (str,), "reason": (str,), "started": (int, float),
+    "finished": (int, float), "returncode": (int,), "files": (dict,), "packages": (list,), "device": (dict,),
+    "reproduce": (str,), "runner": (dict,), "variables": (dict,),
+}
+OPTIONAL_FIELDS = {"runner", "variables"}
 
 
 class Store:
@@ -74,10 +108,26 @@ class Store:
             return None, f"manifest unreadable: {exc}"
         if manifest.key != key or manifest.name != name:
             return manifest, "manifest names another job or key"
-        bad = self.damaged_files(folder, manifest) if verify else []
+        if not verify:
+            return manifest, None
+        bad = self.damaged_files(folder, manifest)
         if bad:
             return manifest, f"files differ from their manifest sha256: {', '.join(bad)}"
+        extra = self.unlisted_files(folder, manifest)
+        if extra:  # planted by another job (through ORCH_ARTIFACTS_<NAME> or a relative path) or by hand
+            return manifest, f"unlisted file {', '.join(extra[:3])}" + (f" (+{len(extra) - 3} more)" if len(extra) > 3 else "")
         return manifest, None
+
+    @staticmethod
+    def unlisted_files(folder: Path, manifest: Manifest) -> list[str]:
+        """What the entry holds beyond its manifest's files: an entry holds exactly what was committed."""
+        extra = []
+        for dirpath, dirnames, filenames in os.walk(folder):
+            for name in sorted(filenames) + sorted(d for d in dirnames if os.path.islink(os.path.join(dirpath, d))):
+                rel = os.path.relpath(os.path.join(dirpath, name), folder)
+                if rel != MANIFEST and rel not in manifest.files:
+                    extra.append(rel)
+        return sorted(extra)
 
     @staticmethod
     def damaged_files(folder: Path, manifest: Manifest) -> list[str]:
@@ -91,6 +141,14 @@ class Store:
             except OSError:
                 bad.append(rel)
         return bad
+
+    def damaged_upstreams(self, entries: dict[str, Path]) -> str | None:
+        """Re-inspect the upstream entries a job was given, after it ran: one it changed fails the job, naming it."""
+        for name, folder in sorted(entries.items()):
+            _, problem = self.inspect(name, folder.name)
+            if problem and folder.parent == self.root / name:
+                return f"upstream {name}'s entry {folder} was changed while this job ran ({problem}); it will rerun"
+        return None
 
     def verify_all(self) -> tuple[int, list[tuple[Path, str]]]:
         """Check every committed entry against its manifest: (entries checked, [(folder, problem)])."""

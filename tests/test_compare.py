@@ -99,3 +99,65 @@ def test_importing_compare_is_cheap():
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def _one_impl(folder: Path, key: str, p50: float, finished, n: int = 50, seed: int = 0, lat=None) -> Path:
+    rng = random.Random(seed)
+    entry = folder / "torch_flash" / key
+    entry.mkdir(parents=True)
+    raw = [round(p50 * rng.lognormvariate(0, 0.02), 6) for _ in range(n)]
+    lat = lat if lat is not None else {"p50": sorted(raw)[n // 2], "raw": raw}
+    (entry / "results.jsonl").write_text(json.dumps({"impl": "torch_flash", "wl": {"name": "w"}, "lat_ms": lat,
+                                                     "ok": True, "status": "ok"}) + "\n")
+    (entry / "manifest.json").write_text(json.dumps({"name": "torch_flash", "finished": finished}))
+    return entry
+
+
+def test_the_newest_run_is_chosen_by_the_manifests_float_finished_time_not_the_files_mtime(tmp_path):
+    a = tmp_path / "a"
+    _one_impl(a, "k0", 1.0, 1000.0)
+    b = tmp_path / "b"
+    old = _one_impl(b, "old", 1.0, 1000.0, seed=1)
+    _one_impl(b, "new", 2.0, 2000.0, seed=2)  # the newer run is 2x slower
+    os.utime(old / "results.jsonl", (3e9, 3e9))  # touching the old file must not hide that
+    code, text = run(a, b)
+    assert code == 1 and "SLOWER" in text, text  # before: the touched old run won and the row read "same"
+    assert "torch_flash: results of 2 runs" in text and "2065-" not in text and "1970-01-01 00:33:20 UTC" in text
+
+
+@pytest.mark.parametrize("lat", [{"p50": float("nan")}, {"p50": None}, {}, {"raw": [float("nan")]}],
+                         ids=["nan", "null", "missing", "nan_raw"])
+def test_a_nan_or_missing_median_is_not_comparable_never_same(tmp_path, lat):
+    a = tmp_path / "a"
+    _one_impl(a, "k", 1.0, 1000.0, lat=lat)
+    b = tmp_path / "b"
+    _one_impl(b, "k", 1.0, 2000.0)
+    code, text = run(a, b)
+    row = next(line for line in text.splitlines() if line.startswith("torch_flash"))
+    assert "not comparable" in row and "same" not in row, text  # before: "same" for NaN, dropped when missing
+    assert "1 not comparable" in text
+
+
+def test_nothing_in_common_exits_2(tmp_path):
+    a = write_results(tmp_path / "a", seed=1)
+    b = tmp_path / "b"
+    _one_impl(b, "k", 1.0, 1.0)
+    (b / "torch_flash" / "k" / "results.jsonl").write_text(json.dumps(
+        {"impl": "other_impl", "wl": {"name": "w"}, "lat_ms": {"p50": 1.0}, "status": "ok"}) + "\n")
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    out = subprocess.run([sys.executable, "-m", "orchestrator", "compare", str(a), str(b)], capture_output=True,
+                         text=True, env=env)
+    assert out.returncode == 2, out.stdout + out.stderr  # before: exit 0, "no impl x workload measured in both"
+    assert len(out.stderr.strip().splitlines()) == 1 and "nothing to compare" in out.stderr
+
+
+@pytest.mark.parametrize("cwd,arg", [(REPO, "results/h100"), (REPO / "results", "h100"), (None, str(REPO / "results" / "h100"))],
+                         ids=["repo_root", "results_folder", "elsewhere_absolute"])
+def test_compare_the_published_results_with_themselves_from_any_cwd(tmp_path, cwd, arg):
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    out = subprocess.run([sys.executable, "-m", "orchestrator", "compare", arg, arg], capture_output=True, text=True,
+                         env=env, cwd=cwd or tmp_path)
+    assert out.returncode == 0, out.stdout + out.stderr  # before: "results/h100: no measured result records found"
+    compared = int(out.stdout.strip().splitlines()[-1].split()[0])
+    assert compared > 50 and "0 regression(s)" in out.stdout
+    assert "note:" not in out.stdout  # before (through a combine folder's records): "results of 2 runs" per impl
