@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from orchestrator.context import Context
-from orchestrator.envs import Env, ensure_env, env_for, pins_of
+from orchestrator.envs import Env, ensure_env, env_changed, env_for, pins_of
 from orchestrator.executor import Launch, LocalExecutor
 from orchestrator.plan import Planned, stage_settings
 from orchestrator.outputs import check_outputs, hash_outputs
@@ -152,6 +152,11 @@ class JobRunner:
             raise
         where = dict(where)
         packages = where.pop("packages", None)  # a remote executor reports the env it built on its node
+        if not executor.remote:
+            changed = env_changed(env)
+            if changed:
+                return self._failed(p, staging, f"the job changed its environment {env.env_id} ({changed}); "
+                                                "it was discarded and will be rebuilt", finished.duration)
         if finished.returncode == 0:
             status, reason = "ok", ""
         elif finished.returncode == SKIP_EXIT and not finished.timed_out:
