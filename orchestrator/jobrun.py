@@ -64,6 +64,9 @@ class JobRunner:
         return self.executor_for(p).remote
 
     def cancel(self) -> None:
+        from orchestrator.proc import kill_tools
+
+        kill_tools()  # env builds under way stop now (their temporary folders are removed as they unwind)
         self.executor.cancel()
         if self.local is not self.executor:
             self.local.cancel()
