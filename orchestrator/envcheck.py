@@ -5,8 +5,10 @@ Jobs may run as root, so nothing stops one from writing into its env; what we ca
 the relative path, size and mtime_ns of every file (a symlink: its target); on the torch env (15k files) taking one
 and comparing it costs about 60 ms. It lives outside the env (`<envs>/.snapshots/<id>.json`).
 
-Bytecode is compiled when the env is built; a `.pyc` that a job adds under `__pycache__` is not counted as a change
-but is deleted after the job, so a job cannot plant bytecode that a later job would load in place of the source.
+A `.pyc` that a job adds under `__pycache__` (Python writes them on import) is not counted as a change but is
+deleted after the job, so a job cannot plant bytecode that a later job would load in place of the source. Each job
+thus compiles what it imports (about 0.4 s for `import torch` on 2 cores); compiling all at build time instead
+(`--compile-bytecode`) made the torch env rebuild 4 s slower.
 """
 
 from __future__ import annotations

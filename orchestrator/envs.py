@@ -14,7 +14,7 @@ from orchestrator.hashing import sha256_json
 from orchestrator.proc import run_tool
 from orchestrator.uvtool import Uv
 
-ENV_FORMAT = 2  # 2: files copied out of uv's cache (never hardlinked), bytecode compiled, stat snapshot
+ENV_FORMAT = 2  # 2: files copied out of uv's cache (never hardlinked), stat snapshot
 MARKER = "orch-env.json"
 
 

@@ -26,9 +26,8 @@ class Uv:
 
     def install_args(self) -> list[str]:
         """For every install into an env: files are copied, never hardlinked, out of uv's cache, so a job writing
-        into its env cannot change the cache or any other env (uv's `clone` falls back to hardlinks on ext4);
-        bytecode is compiled now, so jobs do not write it (see envcheck)."""
-        return ["--link-mode", "copy", "--compile-bytecode"]
+        into its env cannot change the cache or any other env (uv's `clone` falls back to hardlinks on ext4)."""
+        return ["--link-mode", "copy"]
 
     def env(self) -> dict[str, str]:
         env = dict(os.environ)
