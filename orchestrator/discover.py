@@ -20,7 +20,7 @@ NAME = re.compile(r"^[a-z0-9_]+$")
 REQ_NAME = re.compile(r"^\s*([A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?)")
 SCRIPT_FILE = "bench.py"
 LOCK_SUFFIX = ".lock.txt"
-KNOWN_KEYS = {"needs", "gpu", "requires", "timeout", "tags"}
+KNOWN_KEYS = {"needs", "gpu", "requires", "timeout", "tags", "optional"}
 KNOWN_REQUIRES = {"cuda"}
 
 
@@ -58,6 +58,7 @@ class Job:
     timeout: float | None = None
     tags: dict = field(default_factory=dict, compare=False)
     stage: bool = False
+    optional: tuple[str, ...] = ()  # host mode: transitive requirements that may be left out (canonical names)
 
     @property
     def folder(self) -> Path:
@@ -100,7 +101,11 @@ def _settings(path: Path, meta: dict) -> dict:
     tags = tool.get("tags", {})
     if not isinstance(tags, dict):
         raise _fail(path, "tags", "must be a table")
-    return {"needs": tuple(needs), "gpu": gpu, "requires": tuple(requires), "timeout": timeout, "tags": tags}
+    optional = tool.get("optional", [])
+    if not isinstance(optional, list) or not all(isinstance(o, str) and REQ_NAME.fullmatch(o) for o in optional):
+        raise _fail(path, "optional", "must be a list of package names")
+    return {"needs": tuple(needs), "gpu": gpu, "requires": tuple(requires), "timeout": timeout, "tags": tags,
+            "optional": tuple(sorted({canonical_name(o) for o in optional}))}
 
 
 def _path_dep(script: Path, name: str, spec: dict) -> PathDep:

@@ -129,8 +129,10 @@ def kill_tools() -> None:
             _killpg(pgid, signal.SIGKILL)
 
 
-def run_tool(cmd: list[str], *, cwd: Path | None = None, env: dict[str, str] | None = None, timeout: float | None = None, what: str = "") -> str:
-    """Run a helper tool (uv, nvidia-smi) and return its stdout; failure raises BuildError with the stderr tail.
+def run_tool(cmd: list[str], *, cwd: Path | None = None, env: dict[str, str] | None = None, timeout: float | None = None,
+             what: str = "", both: bool = False, tail: int = 15) -> str:
+    """Run a helper tool (uv, nvidia-smi) and return its stdout (both: stdout and stderr together); failure raises
+    BuildError with the last `tail` lines of its stderr.
 
     The tool runs in its own process group, killed whole on timeout, on an exception here (Ctrl-C) or by kill_tools.
     """
@@ -140,7 +142,8 @@ def run_tool(cmd: list[str], *, cwd: Path | None = None, env: dict[str, str] | N
         if _TOOLS.cancelled:
             raise BuildError(f"{what or cmd[0]}: cancelled")
         try:
-            proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, text=True,
+                                    stderr=subprocess.STDOUT if both else subprocess.PIPE,
                                     stdin=subprocess.DEVNULL, start_new_session=True)
         except FileNotFoundError:
             raise BuildError(f"{what or cmd[0]}: {cmd[0]} not found") from None
@@ -157,6 +160,6 @@ def run_tool(cmd: list[str], *, cwd: Path | None = None, env: dict[str, str] | N
     if _TOOLS.cancelled:
         raise BuildError(f"{what or cmd[0]}: cancelled")
     if proc.returncode != 0:
-        tail = "\n".join((err or out).strip().splitlines()[-15:])
-        raise BuildError(f"{what or ' '.join(cmd[:3])} failed (exit {proc.returncode}):\n{tail}")
+        last = "\n".join((err or out).strip().splitlines()[-tail:])
+        raise BuildError(f"{what or ' '.join(cmd[:3])} failed (exit {proc.returncode}):\n{last}")
     return out
