@@ -5,8 +5,8 @@ Jobs may run as root, so nothing stops one from writing into its env; what we ca
 the relative path, size and mtime_ns of every file (a symlink: its target); on the torch env (15k files) taking one
 and comparing it costs about 60 ms. It lives outside the env (`<envs>/.snapshots/<id>.json`).
 
-A `.pyc` that a job adds under `__pycache__` (Python writes them on import) is not counted as a change but is
-deleted after the job, so a job cannot plant bytecode that a later job would load in place of the source. Each job
+A file that a job adds under `__pycache__` (Python writes bytecode there on import, numba its caches) is not counted
+as a change but is deleted after the job, so a job cannot plant bytecode that a later job would load in place of the source. Each job
 thus compiles what it imports (about 0.4 s for `import torch` on 2 cores); compiling all at build time instead
 (`--compile-bytecode`) made the torch env rebuild 4 s slower.
 """
@@ -55,9 +55,8 @@ def scan(root: Path) -> dict[str, list]:
 
 
 def _bytecode(rel: str) -> bool:
-    """A compiled file (or Python's temporary file while writing one) in a __pycache__ folder."""
-    parent, _, name = rel.rpartition("/")
-    return parent.rsplit("/", 1)[-1] == "__pycache__" and ".pyc" in name
+    """A file in a __pycache__ folder: Python's bytecode (and its temporary files), numba's caches."""
+    return rel.rpartition("/")[0].rsplit("/", 1)[-1] == "__pycache__"
 
 
 def record(tmp_root: Path, final_root: Path) -> None:
