@@ -221,8 +221,8 @@ DEPENDS = re.compile(r"([A-Za-z0-9][A-Za-z0-9._-]*(?:\[[^\]]*\])?)(?:[<>=!~]=?[^
 
 def unresolvable(message: str, offline: bool) -> str:
     """One line from uv's explanation: the package that cannot be had and the chain of requirements that needs it."""
-    text = " ".join(line.strip() for line in message.splitlines()[1:] if line.strip())
-    text = re.sub(r"^(error: )?No solution found when resolving dependencies:?\s*(cause: )?", "", text)
+    lines = [line.strip() for line in message.splitlines()[1:] if line.strip() and not line.startswith("Using Python")]
+    text = re.sub(r"(error: )?No solution found when resolving dependencies:?\s*|cause: |  × |╰─▶ ", "", " ".join(lines))
     missing = NOT_FOUND.search(text)
     if missing is None:
         return f"its requirements cannot be met over the base: {text}"

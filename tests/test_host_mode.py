@@ -186,3 +186,13 @@ def test_optional_must_be_a_list_of_package_names(host):
     tree.add_impl("bad", "", settings='gpu = false\noptional = "c"')
     out = tree.run(extra=["--no-combine", *host_args(base, house)])
     assert out.returncode == 2 and "[tool.orchestrator] optional: must be a list of package names" in out.stderr, out.stderr
+
+
+def test_a_transitive_conflict_with_the_base_skips_before_running(host):
+    tree, base, house, _ = host
+    make_wheel(house, "wantsnew", "1.0", {"wantsnew.py": ""}, requires=("basepkg>=2",))
+    tree.add_impl("conflicted", "raise SystemExit('must not run')\n", deps='["wantsnew"]')
+    out = tree.run(extra=["--no-combine", *host_args(base, house)])
+    assert out.returncode == 0 and out.states() == {"conflicted": "skipped"}, out.stdout + out.stderr
+    assert "its requirements cannot be met over the base" in out.stdout and "basepkg>=2" in out.stdout, out.stdout
+    assert "must not run" not in out.stdout
