@@ -3,7 +3,7 @@ check of installed files against their RECORD hashes (`verify --envs`).
 
 Jobs may run as root, so nothing stops one from writing into its env; what we can do is notice. The snapshot holds
 the relative path, size and mtime_ns of every file (a symlink: its target); on the torch env (15k files) taking one
-and comparing it costs about 60 ms. It lives outside the env (`<envs>/.snapshots/<id>.json`).
+and comparing it costs about 80 ms. It lives outside the env (`<envs>/.snapshots/<id>.json`).
 
 A file that a job adds under `__pycache__` (Python writes bytecode there on import, numba its caches) is not counted
 as a change but is deleted after the job, so a job cannot plant bytecode that a later job would load in place of the source. Each job
