@@ -11,10 +11,12 @@ How:
   written by `orchestrator.locks.write_lock` (its header, `# inputs-sha256:` = inputs_hash(job)) and checked
   `lock_state == "ok"`;
 - a private uv cache (UV_CACHE_DIR) in the temp tree, on the same filesystem as the envs folder (as
-  ~/.cache/uv and ~/.cache/orchestrator/envs are), so uv can hardlink; it and the envs are deleted at the end;
+  ~/.cache/uv and ~/.cache/orchestrator/envs are); envs copy their files out of it (`--link-mode copy`, so no job
+  can change the cache through an env), and the build also stores the env's stat snapshot; deleted at the end;
 - one cold build (wheels into uv's cache), then `--reps` times: delete the env folder (then sync), time `ensure_env(...)`,
   with each uv call it makes timed separately (venv, pip sync, pip freeze);
-- for reference, `cp -al` of the built env (the same ~15k hardlinks, nothing else), 3 times;
+- for reference, `cp -al` of the built env (the same ~15k files as hardlinks, what uv did before envs were
+  copied), 3 times;
 - `--cli-reps` times: delete the env folder, time `python -m orchestrator run torch_cpu --force --no-combine`
   (whole process) and subtract the job's own run time (manifest finished - started: python importing torch);
   its progress lines also give the 'building env' phase alone.

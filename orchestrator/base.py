@@ -2,7 +2,8 @@
 
 Used on GPU images and offline clusters whose Python already holds a vendor torch. The layer is a venv whose
 site-packages has a .pth that runs `site.addsitedir` on each of the base's site folders (so the base's own
-.pth files work too); uv installs into it, without dependencies, exactly the packages the base lacks.
+.pth files work too). uv's resolver decides what the base lacks (the whole closure, extras followed), before the
+job runs; the layer is that closure, installed without dependencies, and its env id is that closure.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,7 +21,7 @@ from orchestrator.errors import BuildError, UserError
 from orchestrator.hashing import sha256_json
 from orchestrator.proc import run_tool
 
-LAYER_FORMAT = 1
+LAYER_FORMAT = 2
 PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s;\\]+)", re.M)
 PTH = "_orchestrator_base.pth"
 
@@ -86,8 +88,13 @@ class Base:
         return {"python": self.version, "implementation": self.markers.get("implementation_name"), "packages_sha256": sha256_json(frozen)}
 
     # -- what a job needs from the layer -----------------------------------------------------------
-    def layer_plan(self, job: Job, lock_text: str | None, ctx) -> tuple[list[str], list[str]]:
-        """(what to install into the layer, what the base provides); a conflict or gap raises UserError-free BuildError."""
+    def layer_plan(self, job: Job, lock_text: str | None, ctx) -> "Layer":
+        """What the layer installs: the resolved closure over the base. A conflict or gap raises BuildError.
+
+        Direct requirements are checked here first (short messages); uv's resolver then finds the whole closure,
+        with the base's packages fixed (as constraints, seen installed), the wheelhouses as find-links, no index
+        offline, and the job's `optional` packages removed (an override with a marker that is never true).
+        """
         from packaging.requirements import InvalidRequirement, Requirement
         from packaging.specifiers import SpecifierSet
 
@@ -95,7 +102,7 @@ class Base:
             raise BuildError(f"requires-python {job.requires_python}: base has Python {self.version}")
         pins = lock_pins(lock_text)
         wheels = wheel_index(ctx.wheelhouses)
-        install, provided = [], []
+        wanted, provided, constraints = [], [], []
         for text in job.lock_requirements:
             try:
                 req = Requirement(text)
@@ -111,17 +118,52 @@ class Base:
                 provided.append(f"{name}=={have}")
                 continue
             pin = pins.get(name)
-            extras = f"[{','.join(sorted(req.extras))}]" if req.extras else ""  # followed by the layer's closure
             pinned = bool(pin and req.specifier.contains(pin, prereleases=True))
-            want = f"{name}{extras}=={pin}" if pinned else f"{name}{extras}{req.specifier}"
+            if pinned:
+                constraints.append(f"{name}=={pin}")
             if ctx.offline:
                 spec = SpecifierSet(f"=={pin}") if pinned else req.specifier
                 found = [v for v, _ in wheels.get(name, []) if spec.contains(v, prereleases=True)]
                 if not found:
                     seen = ", ".join(v for v, _ in wheels.get(name, [])) or "none"
                     raise BuildError(f"requirement {text}: not in the base, and no matching wheel in the wheelhouse (found: {seen})")
-            install.append(want)
-        return install, provided
+            wanted.append(text)
+        install = self._resolve(job, wanted, constraints, ctx) if wanted else ()
+        return Layer(install=install, provided=tuple(provided), left_out=job.optional)
+
+    def _resolve(self, job: Job, wanted: list[str], constraints: list[str], ctx) -> tuple[str, ...]:
+        """uv's resolution of what the layer must install (name==version), cached under the envs folder by its
+        inputs (the wheel files included), so a warm run calls no uv."""
+        files = sorted((str(w), w.stat().st_size, w.stat().st_mtime_ns) for wh in ctx.wheelhouses for w in Path(wh).glob("*"))
+        base = sorted(f"{n}=={v}" for n, v in self.packages.items())
+        inputs = {"format": LAYER_FORMAT, "python": self.python, "base": base, "wanted": wanted, "constraints": constraints,
+                  "optional": job.optional, "files": files, "offline": ctx.offline}
+        cache = ctx.envs_dir / ".resolved" / f"{sha256_json(inputs)[:24]}.json"
+        try:
+            saved = json.loads(cache.read_text())
+            if "error" in saved:
+                raise BuildError(saved["error"])
+            return tuple(saved["install"])
+        except (OSError, ValueError, KeyError):
+            pass
+        uv = ctx.uv()
+        with tempfile.TemporaryDirectory(prefix="orch-resolve-") as tmp:
+            folder = Path(tmp)
+            (folder / "requirements.in").write_text("\n".join(wanted) + "\n")
+            (folder / "constraints.txt").write_text("\n".join([*base, *constraints]) + "\n")
+            (folder / "overrides.txt").write_text("".join(f'{o} ; sys_platform == "never"\n' for o in job.optional))
+            cmd = [uv.exe, "pip", "install", "--dry-run", "--python", self.python, "--break-system-packages",
+                   "-r", "requirements.in", "-c", "constraints.txt", "--overrides", "overrides.txt", *uv.source_args()]
+            try:
+                out = run_tool(cmd, cwd=folder, env=uv.env(), timeout=300, what=f"resolving {job.name} over the base", both=True, tail=200)
+            except BuildError as exc:
+                reason = unresolvable(str(exc), ctx.offline)
+                if ctx.offline:  # online, a failure may be the network's: try again next time
+                    _save(cache, {"error": reason})
+                raise BuildError(reason) from None
+        install = tuple(sorted(f"{canonical_name(n)}=={v}" for n, v in WOULD_INSTALL.findall(out)))
+        _save(cache, {"install": list(install)})
+        return install
 
     def conflict(self, job: Job, lock_text: str | None, ctx) -> str | None:
         """Why the job cannot run over this base (reported before anything runs), or None."""
@@ -139,82 +181,69 @@ class Base:
         return {"format": LAYER_FORMAT, "base": self.key_input(), "site_dirs": list(self.site_dirs)}
 
     def env_for(self, job: Job, lock_text: str | None, ctx) -> Env:
-        install, _ = self.layer_plan(job, lock_text, ctx)
-        eid = env_id("\n".join(install), self._interp(), self._layer_key())
+        """Content-addressed by the resolved closure: what gets installed, not what was asked for."""
+        eid = env_id("\n".join(self.layer_plan(job, lock_text, ctx).install), self._interp(), self._layer_key())
         return Env(root=ctx.envs_dir / eid, env_id=eid)
 
     def ensure_env(self, job: Job, lock_text: str | None, ctx) -> Env:
-        install, provided = self.layer_plan(job, lock_text, ctx)
-        env = self.env_for(job, lock_text, ctx)
-        return build_once(env, lambda tmp: self._fill(tmp, install, provided, ctx))
+        layer = self.layer_plan(job, lock_text, ctx)
+        return build_once(self.env_for(job, lock_text, ctx), lambda tmp: self._fill(tmp, layer, ctx))
 
-    def _fill(self, tmp: Path, install: list[str], provided: list[str], ctx) -> list[str]:
-        """Install what the base lacks, then the missing dependencies of that, until nothing more can be added.
-
-        Declared requirements were checked strictly before anything ran. A transitive requirement that cannot be
-        met (no wheel offline, or another version in the base) is recorded as a warning in the package list:
-        vendor wheels often over-declare (nvidia-cutlass-dsl wants its cu12 libraries even on CUDA 13).
-        """
-        from packaging.requirements import Requirement
-
+    def _fill(self, tmp: Path, layer: "Layer", ctx) -> list[str]:
+        """A venv that sees the base's site folders, with exactly the resolved closure installed (no resolving)."""
         uv = ctx.uv()
         py = create_venv(tmp, self.python, uv)
         site = next(tmp.glob("lib/python*/site-packages"))
         lines = "".join(f"import site; site.addsitedir({d!r})\n" for d in self.site_dirs)
         (site / PTH).write_text(lines)
+        if layer.install:
+            run_tool([uv.exe, "pip", "install", "--quiet", "--no-deps", "--python", str(py), *uv.install_args(),
+                      *uv.source_args(), *layer.install], cwd=tmp, env=uv.env(), what="installing into the layer")
         wheels = wheel_index(ctx.wheelhouses)
-        extras: dict[str, set[str]] = {}
-        for text in install:
-            req = Requirement(text)
-            extras.setdefault(canonical_name(req.name), set()).update(req.extras)
-        todo, warnings, tried = list(install), set(), set()
-        while todo:
-            tried.update(canonical_name(Requirement(t).name) for t in todo)
-            run_tool([uv.exe, "pip", "install", "--quiet", "--no-deps", "--python", str(py), *uv.source_args(), *todo],
-                     cwd=tmp, env=uv.env(), what="installing into the layer")
-            todo = []
-            for req, problem in self._unmet(site, extras):
-                name = canonical_name(req.name)
-                if problem or name in tried or (ctx.offline and not _available(req, wheels)):
-                    warnings.add(f"unmet: {problem or f'{req} (no wheel available)'}")
-                else:
-                    todo.append(f"{name}{req.specifier}")
-        layer = [f"{line} (wheelhouse)" if _in_wheelhouse(line, wheels) else f"{line} (index)" for line in freeze(py, uv)]
-        return layer + [f"{p} (base)" for p in provided] + sorted(warnings)
-
-    def _unmet(self, site: Path, extras: dict[str, set[str]]):
-        """(requirement, conflict text or "") for each requirement of a layer package that nothing satisfies.
-
-        Extras requested anywhere (flash-attn-4[cu13] -> nvidia-cutlass-dsl[cu13]) are followed; `extras` grows.
-        """
-        from packaging.requirements import Requirement
-
-        layer, requires = {}, []
-        for info in site.glob("*.dist-info"):
-            meta = (info / "METADATA").read_text(encoding="utf-8", errors="replace")
-            name = canonical_name(re.search(r"^Name: (.+)$", meta, re.M).group(1).strip())
-            layer[name] = re.search(r"^Version: (.+)$", meta, re.M).group(1).strip()
-            requires += [(name, Requirement(r)) for r in re.findall(r"^Requires-Dist: (.+)$", meta, re.M)]
-        while True:  # until the requested extras stop growing
-            before = {k: set(v) for k, v in extras.items()}
-            unmet = []
-            for owner, req in requires:
-                wanted = {""} | extras.get(owner, set())
-                if req.marker is not None and not any(req.marker.evaluate({**self.markers, "extra": e}) for e in wanted):
-                    continue
-                name = canonical_name(req.name)
-                extras.setdefault(name, set()).update(req.extras)
-                have = layer.get(name) or self.packages.get(name)
-                if have is None:
-                    unmet.append((req, ""))
-                elif not req.specifier.contains(have, prereleases=True):
-                    unmet.append((req, f"{owner} requires {req}; found {req.name} {have}"))
-            if extras == before:
-                return unmet
+        installed = [f"{line} (wheelhouse)" if _in_wheelhouse(line, wheels) else f"{line} (index)" for line in freeze(py, uv)]
+        return installed + [f"{p} (base)" for p in layer.provided] + [f"{o} (optional, left out)" for o in layer.left_out]
 
 
-def _available(req, wheels) -> bool:
-    return any(req.specifier.contains(v, prereleases=True) for v, _ in wheels.get(canonical_name(req.name), []))
+@dataclass(frozen=True)
+class Layer:
+    """A host-mode layer: the closure to install, the direct requirements the base provides, what may be left out."""
+
+    install: tuple[str, ...]
+    provided: tuple[str, ...]
+    left_out: tuple[str, ...]
+
+
+WOULD_INSTALL = re.compile(r"^ \+ ([A-Za-z0-9][A-Za-z0-9._-]*)==(\S+)", re.M)
+NOT_FOUND = re.compile(r"Because ([A-Za-z0-9][A-Za-z0-9._-]*)(?:\[[^\]]*\])? was not found")
+DEPENDS = re.compile(r"([A-Za-z0-9][A-Za-z0-9._-]*(?:\[[^\]]*\])?)(?:[<>=!~]=?[^\s,]*)? depends? on "
+                     r"([A-Za-z0-9][A-Za-z0-9._-]*(?:\[[^\]]*\])?)")
+
+
+def unresolvable(message: str, offline: bool) -> str:
+    """One line from uv's explanation: the package that cannot be had and the chain of requirements that needs it."""
+    lines = [line.strip() for line in message.splitlines()[1:] if line.strip() and not line.startswith("Using Python")]
+    text = re.sub(r"(error: )?No solution found when resolving dependencies:?\s*|cause: |  × |╰─▶ ", "", " ".join(lines))
+    missing = NOT_FOUND.search(text)
+    if missing is None:
+        return f"its requirements cannot be met over the base: {text}"
+    needed_by = {}
+    for owner, dep in DEPENDS.findall(text):
+        needed_by.setdefault(canonical_name(dep.split("[")[0]), owner)
+    chain, name = [missing.group(1)], canonical_name(missing.group(1))
+    while name in needed_by and len(chain) < 50:
+        owner = needed_by[name]
+        chain.append(owner)
+        name = canonical_name(owner.split("[")[0])
+    where = "no wheel in the wheelhouse (offline)" if offline else "not found"
+    return (f"{missing.group(1)} (needed by {' -> '.join(reversed(chain))}): not in the base and {where}; "
+            "add its wheel, or list it in [tool.orchestrator] optional if the impl runs without it")
+
+
+def _save(path: Path, data: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    part = path.with_name(f"{path.name}.{os.getpid()}.part")
+    part.write_text(json.dumps(data))
+    os.replace(part, path)
 
 
 def _in_wheelhouse(line: str, wheels) -> bool:

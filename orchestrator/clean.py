@@ -91,8 +91,12 @@ def clean(ctx: Context, jobs: dict[str, Job], everything: bool) -> int:
     """Remove stale entries (or all with everything=True), dead staging folders and failure logs."""
     from filelock import FileLock, Timeout
 
+    from orchestrator.envcheck import sweep_tmp
     from orchestrator.plan import plan
 
+    swept = sweep_tmp(ctx.envs_dir)  # temporary folders of env builds whose process is gone
+    if swept:
+        print(f"removed {swept} unfinished env builds from {ctx.envs_dir}")
     store = ctx.store
     if not store.root.is_dir():
         print(f"nothing to clean in {store.root}")

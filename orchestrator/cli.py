@@ -56,6 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("name", help="an impl name (see `list`)")
     p = sub.add_parser("verify", help="check every cache entry against its manifest's sha256; exit 1 if any is damaged")
     p.add_argument("--artifacts", type=Path, default=Path("artifacts"), help="result cache (default: artifacts/)")
+    p.add_argument("--envs", action="store_true", help="also check every env: installed files against their RECORD")
+    p.add_argument("--envs-dir", type=Path, default=None, help="environment cache (default: ~/.cache/orchestrator/envs)")
     p = sub.add_parser("lock", help="refresh lock files")
     _common(p)
     p.add_argument("names", nargs="*", metavar="NAME", help="impls to lock (default: all, and the combine stage)")

@@ -309,6 +309,14 @@ def cmd_verify(args) -> int:
     for folder, problem in problems:
         print(f"damaged {folder}: {problem}")
     print(f"{checked} entries checked, {len(problems)} damaged" + (" (they are ignored, and their jobs rerun)" if problems else ""))
+    if args.envs:
+        from orchestrator.envcheck import verify_envs
+
+        n, bad = verify_envs((args.envs_dir or default_envs_dir()).resolve())
+        for folder, problem in bad:
+            print(f"damaged {folder}: {problem}")
+        print(f"{n} envs checked, {len(bad)} damaged" + (" (each is rebuilt before its next use)" if bad else ""))
+        problems = [*problems, *bad]
     return 1 if problems else 0
 
 

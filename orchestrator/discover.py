@@ -20,7 +20,7 @@ NAME = re.compile(r"^[a-z0-9_]+$")
 REQ_NAME = re.compile(r"^\s*([A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?)")
 SCRIPT_FILE = "bench.py"
 LOCK_SUFFIX = ".lock.txt"
-KNOWN_KEYS = {"needs", "gpu", "requires", "timeout", "tags", "env"}
+KNOWN_KEYS = {"needs", "gpu", "requires", "timeout", "tags", "env", "optional"}
 VAR_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 KNOWN_REQUIRES = {"cuda"}
 
@@ -60,6 +60,7 @@ class Job:
     tags: dict = field(default_factory=dict, compare=False)
     stage: bool = False
     env: tuple[str, ...] = ()  # variables whose values change its results: they enter its key
+    optional: tuple[str, ...] = ()  # host mode: transitive requirements that may be left out (canonical names)
 
     @property
     def folder(self) -> Path:
@@ -105,8 +106,11 @@ def _settings(path: Path, meta: dict) -> dict:
     env = tool.get("env", [])
     if not isinstance(env, list) or not all(isinstance(v, str) and VAR_NAME.match(v) for v in env):
         raise _fail(path, "env", "must be a list of environment variable names ([A-Za-z_][A-Za-z0-9_]*)")
+    optional = tool.get("optional", [])
+    if not isinstance(optional, list) or not all(isinstance(o, str) and REQ_NAME.fullmatch(o) for o in optional):
+        raise _fail(path, "optional", "must be a list of package names")
     return {"needs": tuple(needs), "gpu": gpu, "requires": tuple(requires), "timeout": timeout, "tags": tags,
-            "env": tuple(sorted(set(env)))}
+            "env": tuple(sorted(set(env))), "optional": tuple(sorted({canonical_name(o) for o in optional}))}
 
 
 def _path_dep(script: Path, name: str, spec: dict) -> PathDep:

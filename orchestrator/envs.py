@@ -9,11 +9,12 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from orchestrator.envcheck import TMP, after_job, discard, intact, record, sweep_tmp
 from orchestrator.hashing import sha256_json
 from orchestrator.proc import run_tool
 from orchestrator.uvtool import Uv
 
-ENV_FORMAT = 1
+ENV_FORMAT = 2  # 2: files copied out of uv's cache (never hardlinked), stat snapshot
 MARKER = "orch-env.json"
 
 
@@ -78,28 +79,38 @@ def ensure_env(pins: str, interp: Interpreter, envs_dir: Path, uv: Uv) -> Env:
 def build_once(env: Env, fill) -> Env:
     """Build `env` at most once across processes: `fill(tmp_root)` makes it in a temporary folder, then one rename.
 
-    `fill` returns the installed package list recorded in the env's marker file.
+    `fill` returns the installed package list recorded in the env's marker file. A built env that fails the cheap
+    check (python gone, a file changed since the build) is discarded and rebuilt, so damage never sticks.
     """
-    if is_built(env):
+    if is_built(env) and intact(env.root) is None:
         return env
     from filelock import FileLock
 
     envs_dir = env.root.parent
     (envs_dir / ".locks").mkdir(parents=True, exist_ok=True)
     with FileLock(str(envs_dir / ".locks" / f"{env.env_id}.lock")):
-        if is_built(env):
+        if is_built(env) and intact(env.root) is None:
             return env
-        tmp = envs_dir / ".tmp" / f"{env.env_id}-{os.getpid()}-{os.urandom(4).hex()}"
+        sweep_tmp(envs_dir)  # folders of builds killed earlier (their pid is gone)
+        discard(env.root)  # damaged, or an unfinished leftover
+        tmp = envs_dir / TMP / f"{env.env_id}-{os.getpid()}-{os.urandom(4).hex()}"
         tmp.parent.mkdir(parents=True, exist_ok=True)
         try:
             packages = fill(tmp)
             (tmp / MARKER).write_text(json.dumps({"format": ENV_FORMAT, "packages": packages}, indent=1))
-            if env.root.exists():  # an unfinished leftover from a killed build
-                shutil.rmtree(env.root)
+            record(tmp, env.root)
             os.rename(tmp, env.root)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
     return env
+
+
+def env_changed(env: Env) -> str | None:
+    """After a job: what it changed in its env (which is then discarded, so the next job gets a fresh one)."""
+    changed = after_job(env.root)
+    if changed:
+        discard(env.root)
+    return changed
 
 
 def create_venv(tmp: Path, python: str, uv: Uv) -> Path:
@@ -120,7 +131,7 @@ def _isolated(tmp: Path, pins: str, interp: Interpreter, uv: Uv) -> list[str]:
         return []
     lock = tmp / "orch-pins.txt"
     lock.write_text(pins)
-    run_tool([uv.exe, "pip", "sync", "--quiet", "--python", str(py), "--require-hashes", *uv.source_args(), str(lock)],
+    run_tool([uv.exe, "pip", "sync", "--quiet", "--python", str(py), "--require-hashes", *uv.install_args(), *uv.source_args(), str(lock)],
              cwd=tmp, env=uv.env(), what="installing pins")
     lock.unlink()
     return freeze(py, uv)

@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from orchestrator.context import Context
-from orchestrator.envs import Env, ensure_env, env_for, pins_of
+from orchestrator.envs import Env, ensure_env, env_changed, env_for, pins_of
 from orchestrator.executor import Launch, LocalExecutor
 from orchestrator.plan import Planned, stage_settings
 from orchestrator.outputs import check_outputs, hash_outputs
@@ -71,6 +71,9 @@ class JobRunner:
         return self.executor_for(p).remote
 
     def cancel(self) -> None:
+        from orchestrator.proc import kill_tools
+
+        kill_tools()  # env builds under way stop now (their temporary folders are removed as they unwind)
         self.executor.cancel()
         if self.local is not self.executor:
             self.local.cancel()
@@ -159,6 +162,11 @@ class JobRunner:
             raise
         where = dict(where)
         packages = where.pop("packages", None)  # a remote executor reports the env it built on its node
+        if not executor.remote:
+            changed = env_changed(env)
+            if changed:
+                return self._failed(p, staging, f"the job changed its environment {env.env_id} ({changed}); "
+                                                "it was discarded and will be rebuilt", finished.duration)
         if finished.returncode == 0:
             status, reason = "ok", ""
         elif finished.returncode == SKIP_EXIT and not finished.timed_out:

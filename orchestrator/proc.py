@@ -109,17 +109,57 @@ def run_captured(
     return Finished(proc.returncode, started, time.time(), timed_out=timed_out, cancelled=cancelled)
 
 
-def run_tool(cmd: list[str], *, cwd: Path | None = None, env: dict[str, str] | None = None, timeout: float | None = None, what: str = "") -> str:
-    """Run a helper tool (uv, nvidia-smi) and return its stdout; failure raises BuildError with the stderr tail."""
+class _Tools:
+    """Helper tools (uv) running now, so that Ctrl-C can stop an env build at once instead of waiting for it."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.live: set[int] = set()
+        self.cancelled = False
+
+
+_TOOLS = _Tools()
+
+
+def kill_tools() -> None:
+    """Kill every running tool's process group (uv and the build backends it started); start no new one."""
+    with _TOOLS.lock:
+        _TOOLS.cancelled = True
+        for pgid in list(_TOOLS.live):
+            _killpg(pgid, signal.SIGKILL)
+
+
+def run_tool(cmd: list[str], *, cwd: Path | None = None, env: dict[str, str] | None = None, timeout: float | None = None,
+             what: str = "", both: bool = False, tail: int = 15) -> str:
+    """Run a helper tool (uv, nvidia-smi) and return its stdout (both: stdout and stderr together); failure raises
+    BuildError with the last `tail` lines of its stderr.
+
+    The tool runs in its own process group, killed whole on timeout, on an exception here (Ctrl-C) or by kill_tools.
+    """
     import subprocess
 
+    with _TOOLS.lock:
+        if _TOOLS.cancelled:
+            raise BuildError(f"{what or cmd[0]}: cancelled")
+        try:
+            proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, text=True,
+                                    stderr=subprocess.STDOUT if both else subprocess.PIPE,
+                                    stdin=subprocess.DEVNULL, start_new_session=True)
+        except FileNotFoundError:
+            raise BuildError(f"{what or cmd[0]}: {cmd[0]} not found") from None
+        _TOOLS.live.add(proc.pid)
     try:
-        res = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
-    except FileNotFoundError:
-        raise BuildError(f"{what or cmd[0]}: {cmd[0]} not found") from None
+        out, err = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
         raise BuildError(f"{what or cmd[0]}: timed out after {timeout} s") from None
-    if res.returncode != 0:
-        tail = "\n".join((res.stderr or res.stdout).strip().splitlines()[-15:])
-        raise BuildError(f"{what or ' '.join(cmd[:3])} failed (exit {res.returncode}):\n{tail}")
-    return res.stdout
+    finally:
+        _killpg(proc.pid, signal.SIGKILL)  # nothing it started outlives it
+        with _TOOLS.lock:
+            _TOOLS.live.discard(proc.pid)
+        proc.wait()
+    if _TOOLS.cancelled:
+        raise BuildError(f"{what or cmd[0]}: cancelled")
+    if proc.returncode != 0:
+        last = "\n".join((err or out).strip().splitlines()[-tail:])
+        raise BuildError(f"{what or ' '.join(cmd[:3])} failed (exit {proc.returncode}):\n{last}")
+    return out

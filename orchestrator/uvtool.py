@@ -24,6 +24,11 @@ class Uv:
             args += ["--offline", "--no-index"]
         return args
 
+    def install_args(self) -> list[str]:
+        """For every install into an env: files are copied, never hardlinked, out of uv's cache, so a job writing
+        into its env cannot change the cache or any other env (uv's `clone` falls back to hardlinks on ext4)."""
+        return ["--link-mode", "copy"]
+
     def env(self) -> dict[str, str]:
         env = dict(os.environ)
         env["UV_PYTHON_DOWNLOADS"] = "never"  # interpreters come from the machine, never from the network

@@ -12,14 +12,16 @@ from pathlib import Path
 
 import pytest
 
-from conftest import Tree
+from conftest import FIXTURES, Tree
 
 
-def make_wheel(folder: Path, name: str, version: str, files: dict[str, str], requires: tuple[str, ...] = ()) -> Path:
+def make_wheel(folder: Path, name: str, version: str, files: dict[str, str], requires: tuple[str, ...] = (),
+               extras: tuple[str, ...] = ()) -> Path:
     """A minimal valid pure-Python wheel, written by hand so the test needs no network."""
     dist = f"{name.replace('-', '_')}-{version}"
     path = folder / f"{dist}-py3-none-any.whl"
-    meta = f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n" + "".join(f"Requires-Dist: {r}\n" for r in requires)
+    meta = (f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n" + "".join(f"Provides-Extra: {e}\n" for e in extras)
+            + "".join(f"Requires-Dist: {r}\n" for r in requires))
     entries = {**files, f"{dist}.dist-info/METADATA": meta,
                f"{dist}.dist-info/WHEEL": "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n"}
     record = []
@@ -52,13 +54,13 @@ def host(tmp_path, envs_dir):
     house = tmp_path / "wheelhouse"
     house.mkdir()
     make_wheel(house, "extrapkg", "2.0", {"extrapkg/__init__.py": "VERSION = '2.0'\n"},
-               requires=("basepkg>=1", 'fastdep>=1; extra == "fast"'))
+               requires=("basepkg>=1", 'fastdep>=1; extra == "fast"'), extras=("fast",))
     make_wheel(house, "fastdep", "1.1", {"fastdep.py": "VERSION = '1.1'\n"})
     make_wheel(house, "pthpkg", "0.1", {"pthpkg.pth": "pthpkg_dir\n", "pthpkg_dir/hidden_mod.py": "WHERE = 'via .pth'\n"})
     base = make_base(tmp_path / "base", [basepkg])
     tree = Tree(tmp_path / "checkout", tmp_path / "artifacts", envs_dir)
     (tree.impls).mkdir(parents=True)
-    (tree.root / "suite.toml").write_text('[[workload]]\nname = "tiny"\n')
+    (tree.root / "suite.toml").write_text((FIXTURES / "tree" / "suite.toml").read_text())
     return tree, base, house, tmp_path
 
 
@@ -120,3 +122,77 @@ def test_another_base_misses_the_cache(host):
     ])
     out = tree.run("both", extra=["--no-combine", *host_args(other, house)])
     assert out.returncode == 0 and out.ran() == {"both"}, out.stdout
+
+
+CHAIN_BODY = """import json, os
+seen = {}
+for mod in ("a", "b", "c"):
+    try:
+        seen[mod] = __import__(mod).WHO
+    except ImportError:
+        seen[mod] = None
+open(os.path.join(os.environ["ORCH_OUT"], "seen.json"), "w").write(json.dumps(seen))
+"""
+
+
+def chain_wheels(house: Path) -> None:
+    """a -> b[x] -> c (c's wheel is not there yet)."""
+    make_wheel(house, "a", "1.0", {"a.py": "WHO = 'a'\n"}, requires=("b[x]>=1", "basepkg"))
+    make_wheel(house, "b", "1.0", {"b.py": "WHO = 'b'\n"}, requires=('c>=1; extra == "x"',), extras=("x",))
+
+
+def seen_of(tree, name: str) -> tuple[dict, dict]:
+    entry = next(e for e in (tree.artifacts / name).iterdir() if (e / "seen.json").exists())
+    return json.loads((entry / "seen.json").read_text()), json.loads((entry / "manifest.json").read_text())
+
+
+def test_a_missing_transitive_package_skips_before_running_with_its_chain_and_its_wheel_makes_a_new_layer(host):
+    tree, base, house, _ = host
+    chain_wheels(house)
+    tree.add_impl("needs_c", CHAIN_BODY, deps='["a"]')
+    out = tree.run(extra=["--no-combine", *host_args(base, house)])
+    assert out.returncode == 0 and out.states() == {"needs_c": "skipped"}, out.stdout + out.stderr
+    assert "c (needed by a -> b[x] -> c): not in the base and no wheel in the wheelhouse (offline)" in out.stdout, out.stdout
+    (skipped,) = (tree.artifacts / "needs_c").iterdir()
+    assert not (skipped / "seen.json").exists()  # it never ran
+
+    make_wheel(house, "c", "1.0", {"c.py": "WHO = 'c'\n"})
+    out = tree.run("needs_c", extra=["--no-combine", *host_args(base, house)])
+    assert out.states() == {"needs_c": "ok"}, out.stdout + out.stderr
+    seen, manifest = seen_of(tree, "needs_c")
+    assert seen == {"a": "a", "b": "b", "c": "c"}
+    assert {"a==1.0 (wheelhouse)", "b==1.0 (wheelhouse)", "c==1.0 (wheelhouse)"} <= set(manifest["packages"]), manifest["packages"]
+
+
+def test_optional_lets_an_impl_run_without_a_package_its_requirements_name(host):
+    tree, base, house, _ = host
+    chain_wheels(house)
+    tree.add_impl("without_c", CHAIN_BODY, settings='gpu = false\noptional = ["c"]', deps='["a"]')
+    out = tree.run(extra=["--no-combine", *host_args(base, house)])
+    assert out.returncode == 0 and out.states() == {"without_c": "ok"}, out.stdout + out.stderr
+    seen, without = seen_of(tree, "without_c")
+    assert seen == {"a": "a", "b": "b", "c": None}
+    assert "c (optional, left out)" in without["packages"] and "a==1.0 (wheelhouse)" in without["packages"]
+    make_wheel(house, "c", "1.0", {"c.py": "WHO = 'c'\n"})  # the closure with c is another env
+    tree.add_impl("with_c", CHAIN_BODY, deps='["a"]')
+    out = tree.run(extra=["--no-combine", *host_args(base, house)])
+    assert out.states() == {"without_c": "ok", "with_c": "ok"}, out.stdout + out.stderr
+    assert seen_of(tree, "with_c")[0]["c"] == "c"
+    assert seen_of(tree, "with_c")[1]["runner"]["env_id"] != without["runner"]["env_id"]
+
+
+def test_optional_must_be_a_list_of_package_names(host):
+    tree, base, house, _ = host
+    tree.add_impl("bad", "", settings='gpu = false\noptional = "c"')
+    out = tree.run(extra=["--no-combine", *host_args(base, house)])
+    assert out.returncode == 2 and "[tool.orchestrator] optional: must be a list of package names" in out.stderr, out.stderr
+
+
+def test_a_transitive_conflict_with_the_base_skips_before_running(host):
+    tree, base, house, _ = host
+    make_wheel(house, "wantsnew", "1.0", {"wantsnew.py": ""}, requires=("basepkg>=2",))
+    tree.add_impl("conflicted", "raise SystemExit('must not run')\n", deps='["wantsnew"]')
+    out = tree.run(extra=["--no-combine", *host_args(base, house)])
+    assert out.returncode == 0 and out.states() == {"conflicted": "skipped"}, out.stdout + out.stderr
+    assert "its requirements cannot be met over the base" in out.stdout and "basepkg>=2" in out.stdout, out.stdout
+    assert "must not run" not in out.stdout
