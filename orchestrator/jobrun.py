@@ -150,6 +150,8 @@ class JobRunner:
                 else:
                     shutil.rmtree(staging, ignore_errors=True)
             raise
+        if finished.cancelled:  # Ctrl-C, SIGTERM or SIGHUP: even a job that ended ok is not committed
+            return self._failed(p, staging, finished.describe(), finished.duration)
         where = dict(where)
         packages = where.pop("packages", None)  # a remote executor reports the env it built on its node
         if finished.returncode == 0:

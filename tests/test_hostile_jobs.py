@@ -70,3 +70,66 @@ def test_setsid_double_forked_daemon_dies_with_its_job(tree, tmp_path):
     assert not (tree.artifacts / "planted.txt").exists()
     verify = _verify(tree)
     assert verify.returncode == 0, verify.stdout
+
+
+def _flock_free(path: Path) -> bool:
+    import fcntl
+
+    if not path.exists():
+        return True
+    fd = os.open(path, os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return True
+    except BlockingIOError:
+        return False
+    finally:
+        os.close(fd)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP, signal.SIGINT], ids=lambda s: s.name)
+def test_stop_signal_kills_every_job_tree_commits_nothing_and_frees_the_device_after(tree, tmp_path, sig):
+    pids = tmp_path / "pids"
+    tmpdir = tmp_path / "tmp"  # a private device-lock namespace (device_lock_path lives in the temp folder)
+    tmpdir.mkdir()
+    tree.add_impl("long", (
+        "import os, signal, subprocess, sys, time\n"
+        "stubborn = 'import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(600)'\n"
+        "child = subprocess.Popen([sys.executable, '-c', stubborn], start_new_session=True)\n"
+        f"open({str(pids)!r} + '.tmp', 'w').write(f'{{os.getpid()}} {{child.pid}}')\n"
+        f"os.rename({str(pids)!r} + '.tmp', {str(pids)!r})\n"
+        "open(os.path.join(os.environ['ORCH_OUT'], 'results.jsonl'), 'w').write('{}\\n')\n"
+        "time.sleep(600)\n"
+    ), settings="gpu = true")
+    env = dict(os.environ, PYTHONPATH=str(REPO), TMPDIR=str(tmpdir))
+    proc = subprocess.Popen([sys.executable, "-m", "orchestrator", "run", "long", *map(str, tree.args())], cwd=REPO,
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    job_pids: list[int] = []
+    try:
+        _wait_for(pids, proc)
+        job_pids = [int(x) for x in pids.read_text().split()]
+        lock = tmpdir / "orchestrator-locks" / "device-host.lock"
+        assert not _flock_free(lock)
+        proc.send_signal(sig)
+        deadline = time.monotonic() + 30
+        while not _flock_free(lock):
+            assert time.monotonic() < deadline, "the device lock was never released"
+            time.sleep(0.01)
+        alive = [p for p in job_pids if _alive(p)]  # the moment another run could take the device
+        assert not alive, f"device lock released while job processes {alive} still ran"
+        stdout, stderr = proc.communicate(timeout=30)
+    finally:
+        for p in job_pids:
+            try:
+                os.kill(p, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode == 128 + sig, (proc.returncode, stdout, stderr)
+    assert f"interrupted ({sig.name}): running jobs were killed; nothing partial was committed" in stderr, stderr
+    assert "Traceback" not in stderr, stderr
+    assert not (tree.artifacts / "long").exists()
+    staging = tree.artifacts / ".staging"
+    assert not staging.exists() or not any(staging.iterdir()), list(staging.iterdir())
