@@ -14,7 +14,7 @@ from orchestrator.context import Context
 from orchestrator.envs import Env, ensure_env, env_for, pins_of
 from orchestrator.executor import Launch, LocalExecutor
 from orchestrator.plan import Planned, stage_settings
-from orchestrator.outputs import check_outputs, hash_outputs
+from orchestrator.outputs import SourceWatch, check_outputs, hash_outputs
 from orchestrator.store import Manifest
 
 SKIP_EXIT = 77  # a script's "cannot run here" (the automake convention); reason in skipped.txt
@@ -141,6 +141,8 @@ class JobRunner:
             from orchestrator.ray_spec import job_spec
 
             launch = replace(launch, spec=job_spec(self.ctx, p, upstream_entries))
+        # A remote job runs on a copy of its sources; here, it must leave the originals as it found them.
+        watch = None if executor.remote else SourceWatch(_source_roots(p.job))
         try:
             finished, where = executor.run(launch, out, logs)
         except BaseException:
@@ -152,6 +154,9 @@ class JobRunner:
             raise
         if finished.cancelled:  # Ctrl-C, SIGTERM or SIGHUP: even a job that ended ok is not committed
             return self._failed(p, staging, finished.describe(), finished.duration)
+        problem = watch.problem() if watch else None
+        if problem:
+            return self._failed(p, staging, problem, finished.duration)
         where = dict(where)
         packages = where.pop("packages", None)  # a remote executor reports the env it built on its node
         if finished.returncode == 0:
@@ -193,6 +198,11 @@ class JobRunner:
         )
         entry = self.ctx.store.commit(staging, manifest, replace=True)
         return result_of(p, manifest, entry, cached=False)
+
+
+def _source_roots(job) -> list[tuple[str, Path]]:
+    roots = [("its own folder", job.folder)]
+    return roots + [(f"its path dependency {dep.name} ({dep.root})", dep.root) for dep in job.path_deps]
 
 
 def _live(variables: dict[str, str], out: Path) -> dict[str, str]:

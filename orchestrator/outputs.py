@@ -6,7 +6,7 @@ import json
 import os
 from pathlib import Path
 
-from orchestrator.hashing import sha256_file
+from orchestrator.hashing import SKIP_DIRS, SKIP_INFIX, SKIP_SUFFIXES, sha256_file, sha256_tree
 from orchestrator.store import LOGS, RESERVED
 
 MAX_BAD_LINES_SHOWN = 1
@@ -60,3 +60,52 @@ def hash_outputs(out: Path, logs: Path) -> dict[str, str]:
     for path in sorted(logs.iterdir()) if logs.is_dir() else []:
         files[f"{LOGS}/{path.name}"] = sha256_file(path)
     return dict(sorted(files.items()))
+
+
+class SourceWatch:
+    """The job's own folder and its path dependencies (shared/), as before the job; a job must leave them as found.
+
+    A job that writes there would change its own key (and every sibling's) and rerun forever. Both a stat listing
+    (catches a rewrite with the same bytes) and the key's own tree hash (catches a write with its mtime restored)
+    are compared.
+    """
+
+    def __init__(self, roots: list[tuple[str, Path]]) -> None:
+        self.roots = roots
+        self.before = [(_listing(root), sha256_tree(root)) for _, root in roots]
+
+    def problem(self) -> str | None:
+        """None when every root is unchanged, else one line naming what changed."""
+        for (what, root), (listing, digest) in zip(self.roots, self.before):
+            now = _listing(root)
+            changed = sorted(k for k in listing.keys() | now.keys() if listing.get(k) != now.get(k))
+            if not changed and sha256_tree(root) != digest:
+                changed = ["(file contents, with their times restored)"]
+            if changed:
+                shown = ", ".join(changed[:3]) + (f" and {len(changed) - 3} more" if len(changed) > 3 else "")
+                return f"wrote into {what}: {shown}"
+        return None
+
+
+def _listing(root: Path) -> dict[str, tuple]:
+    """relative path -> (type, size, mtime, inode) of what a tree hash reads under root."""
+    found: dict[str, tuple] = {}
+    todo = [""]
+    while todo:
+        rel = todo.pop()
+        try:
+            entries = list(os.scandir(root / rel if rel else root))
+        except OSError:
+            continue
+        for e in entries:
+            path = f"{rel}/{e.name}" if rel else e.name
+            try:
+                st = e.stat(follow_symlinks=False)
+            except OSError:
+                continue
+            if e.is_dir(follow_symlinks=False):
+                if e.name not in SKIP_DIRS and not e.name.endswith(".egg-info"):
+                    todo.append(path)
+            elif not (e.name.endswith(SKIP_SUFFIXES) or SKIP_INFIX in e.name):
+                found[path] = (st.st_mode, st.st_size, st.st_mtime_ns, st.st_ino)
+    return found

@@ -133,3 +133,29 @@ def test_stop_signal_kills_every_job_tree_commits_nothing_and_frees_the_device_a
     assert not (tree.artifacts / "long").exists()
     staging = tree.artifacts / ".staging"
     assert not staging.exists() or not any(staging.iterdir()), list(staging.iterdir())
+
+
+def test_job_writing_into_its_own_folder_fails_with_that_reason_every_time(tree):
+    tree.add_impl("selfish", (
+        "import os, time\nfrom pathlib import Path\n"
+        "Path(__file__).with_name('bench_out.txt').write_text(str(time.time()))\n"
+        "open(os.path.join(os.environ['ORCH_OUT'], 'results.jsonl'), 'w').write('{}\\n')\n"
+    ))
+    for _ in range(2):  # the second run must not be served, nor committed, under a key its own write changed
+        out = tree.run("selfish", extra=["--no-combine"])
+        assert out.returncode == 1, out.stdout
+        assert "wrote into its own folder: bench_out.txt" in out.stdout, out.stdout
+        assert not (tree.artifacts / "selfish").exists()
+
+
+def test_job_writing_into_a_path_dependency_fails_with_that_reason(tree):
+    tree.add_impl("vandal", (
+        "import os\nfrom pathlib import Path\n"
+        "import fxharness\n"
+        "Path(fxharness.__file__).with_name('planted.py').write_text('X = 1\\n')\n"
+        "open(os.path.join(os.environ['ORCH_OUT'], 'results.jsonl'), 'w').write('{}\\n')\n"
+    ), deps='["fxharness"]\n#\n# [tool.uv.sources]\n# fxharness = { path = "../../shared_fx", editable = true }')
+    out = tree.run("vandal", extra=["--no-combine"])
+    assert out.returncode == 1, out.stdout
+    assert "wrote into its path dependency fxharness" in out.stdout and "fxharness/planted.py" in out.stdout, out.stdout
+    assert not (tree.artifacts / "vandal").exists()
