@@ -212,19 +212,41 @@ def _live(variables: dict[str, str], out: Path) -> dict[str, str]:
     return {}
 
 
+TAIL_BYTES = 64 * 1024  # a log tail is read from the end of the file, never the whole log (jobs may print GBs)
+TAIL_LINE_CHARS = 500  # and each of its lines is cut to this
+SKIP_REASON_BYTES = 4096
+
+
 def _skip_reason(out: Path, logs: Path) -> str:
     try:
-        lines = (out / SKIP_FILE).read_text(encoding="utf-8", errors="replace").strip().splitlines()
+        with open(out / SKIP_FILE, "rb") as f:
+            head = f.read(SKIP_REASON_BYTES)
+        lines = head.decode("utf-8", errors="replace").strip().splitlines()
         if lines:
-            return lines[0].strip()
+            return _cut(lines[0].strip())
     except OSError:
         pass
     return _tail(logs / "stderr.log", 1) or "skipped (no reason given)"
 
 
 def _tail(path: Path, n: int = 20) -> str:
+    """The last n lines of a log, read with one bounded read from its end; long lines are cut."""
     try:
-        lines = path.read_text(encoding="utf-8", errors="replace").rstrip().splitlines()
+        with open(path, "rb") as f:
+            size = f.seek(0, os.SEEK_END)
+            start = max(0, size - TAIL_BYTES)
+            f.seek(start)
+            data = f.read(TAIL_BYTES)
     except OSError:
         return ""
-    return "\n".join(lines[-n:])
+    lines = data.decode("utf-8", errors="replace").rstrip().splitlines()
+    if start > 0 and len(lines) > 1:
+        lines = lines[1:]  # begins mid-line
+    cut = [_cut(line) for line in lines[-n:]]
+    if start > 0 and cut:
+        cut[0] = "…" + cut[0]
+    return "\n".join(cut)
+
+
+def _cut(line: str) -> str:
+    return line if len(line) <= TAIL_LINE_CHARS else f"{line[:TAIL_LINE_CHARS]}… (line cut)"

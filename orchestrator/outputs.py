@@ -36,9 +36,19 @@ def check_outputs(out: Path, keep: set[str]) -> str | None:
     return None
 
 
+MAX_RECORD_BYTES = 8 << 20  # one result line; read with a bounded readline, so a 300 MB line costs nothing
+
+
 def _bad_jsonl(path: Path) -> str | None:
     with open(path, "rb") as f:
-        for lineno, raw in enumerate(f, 1):
+        lineno = 0
+        while True:
+            raw = f.readline(MAX_RECORD_BYTES + 1)
+            if not raw:
+                return None
+            lineno += 1
+            if len(raw) > MAX_RECORD_BYTES:
+                return f"{lineno}: line longer than {MAX_RECORD_BYTES >> 20} MiB (one record per line)"
             if not raw.strip():
                 continue
             try:
@@ -47,7 +57,6 @@ def _bad_jsonl(path: Path) -> str | None:
                 return f"{lineno}: not valid JSON"
             if not isinstance(value, dict):
                 return f"{lineno}: not a JSON object"
-    return None
 
 
 def hash_outputs(out: Path, logs: Path) -> dict[str, str]:
