@@ -7,7 +7,7 @@ import shutil
 
 from orchestrator.context import STAGE, Context
 from orchestrator.discover import Job, topo_order
-from orchestrator.store import FAILED, LATEST, LOCKS, STAGING
+from orchestrator.store import FAILED, LATEST, LOCKS, STAGING, remove_tree
 
 
 def _pid_alive(pid: int) -> bool:
@@ -45,9 +45,9 @@ def clean(ctx: Context, jobs: dict[str, Job], everything: bool) -> int:
     for d in sorted(staging.iterdir()) if staging.is_dir() else []:
         pid = _staging_owner(d.name)
         if pid is None or not _pid_alive(pid):
-            shutil.rmtree(d, ignore_errors=True)
+            remove_tree(d)
             removed += 1
-    shutil.rmtree(store.root / FAILED, ignore_errors=True)
+    remove_tree(store.root / FAILED)  # failed outputs may be folders thousands deep
     for job_dir in sorted(store.root.iterdir()):
         if job_dir.name.startswith(".") or job_dir.name == LATEST or not job_dir.is_dir():
             continue

@@ -8,7 +8,7 @@ import signal
 import sys
 from pathlib import Path
 
-from orchestrator.errors import UserError
+from orchestrator.errors import StoreError, UserError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)  # what CI time-outs, `timeout`, systemd, Slurm and a closed terminal send
@@ -103,6 +103,9 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except StoreError as exc:  # disk trouble once things ran (read-only or full artifacts folder)
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
     except KeyboardInterrupt as exc:
         signum = getattr(exc, "signum", signal.SIGINT)
         print(f"interrupted ({signal.Signals(signum).name}): running jobs were killed; nothing partial was committed", file=sys.stderr)

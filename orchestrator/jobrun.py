@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -15,7 +14,8 @@ from orchestrator.envs import Env, ensure_env, env_for, pins_of
 from orchestrator.executor import Launch, LocalExecutor
 from orchestrator.plan import Planned, stage_settings
 from orchestrator.outputs import SourceWatch, check_outputs, hash_outputs
-from orchestrator.store import Manifest
+from orchestrator.errors import StoreError
+from orchestrator.store import Manifest, remove_tree
 
 SKIP_EXIT = 77  # a script's "cannot run here" (the automake convention); reason in skipped.txt
 SKIP_FILE = "skipped.txt"
@@ -134,7 +134,7 @@ class JobRunner:
         out, logs = staging / "out", staging / "logs"
         variables = self.variables(p, env, upstream_entries, gpu_ids)
         if upstreams_doc is not None:
-            (out / UPSTREAMS_FILE).write_text(json.dumps(upstreams_doc, indent=1, sort_keys=True))
+            _write_or_drop(staging, out / UPSTREAMS_FILE, json.dumps(upstreams_doc, indent=1, sort_keys=True))
             variables["ORCH_UPSTREAMS"] = str(store.entry(p.job.name, p.key) / UPSTREAMS_FILE)
         launch = self.launch(p, env, {**variables, **_live(variables, out)}, gpu_ids)
         if executor.remote:
@@ -150,7 +150,7 @@ class JobRunner:
                 if any(logs.iterdir()):
                     store.keep_failure(staging, p.job.name)
                 else:
-                    shutil.rmtree(staging, ignore_errors=True)
+                    remove_tree(staging)
             raise
         if finished.cancelled:  # Ctrl-C, SIGTERM or SIGHUP: even a job that ended ok is not committed
             return self._failed(p, staging, finished.describe(), finished.duration)
@@ -180,7 +180,7 @@ class JobRunner:
 
     def _failed(self, p: Planned, staging: Path, reason: str, duration: float) -> Result:
         kept = self.ctx.store.keep_failure(staging, p.job.name)
-        tail = _tail(kept / "logs" / "stderr.log") or _tail(kept / "logs" / "stdout.log")
+        tail = (_tail(kept / "logs" / "stderr.log") or _tail(kept / "logs" / "stdout.log")) if kept else ""
         return Result(p.job.name, "failed", reason, p.key, None, duration, log_tail=tail)
 
     def commit_preskip(self, p: Planned) -> Result:
@@ -188,8 +188,8 @@ class JobRunner:
         staging = self.ctx.store.new_staging(p.job.name, p.key)
         out = staging / "out"
         record = {"impl": p.job.name, "status": "skipped", "reason": p.preskip, "tags": p.job.tags}
-        (out / "results.jsonl").write_text(json.dumps(record, sort_keys=True) + "\n")
-        (out / SKIP_FILE).write_text(p.preskip + "\n")
+        _write_or_drop(staging, out / "results.jsonl", json.dumps(record, sort_keys=True) + "\n")
+        _write_or_drop(staging, out / SKIP_FILE, p.preskip + "\n")
         now = time.time()
         manifest = Manifest(
             name=p.job.name, key=p.key, inputs=p.inputs, status="skipped", reason=p.preskip, started=now,
@@ -198,6 +198,15 @@ class JobRunner:
         )
         entry = self.ctx.store.commit(staging, manifest, replace=True)
         return result_of(p, manifest, entry, cached=False)
+
+
+def _write_or_drop(staging: Path, path: Path, text: str) -> None:
+    """Write a file the orchestrator puts in a staging folder; on disk trouble drop the folder, say so in one line."""
+    try:
+        path.write_text(text)
+    except OSError as exc:
+        remove_tree(staging)
+        raise StoreError(f"cannot write {path}: {exc.strerror or exc}") from None
 
 
 def _source_roots(job) -> list[tuple[str, Path]]:

@@ -42,3 +42,61 @@ def test_a_record_line_longer_than_the_limit_is_refused_in_one_line(tree):
     assert out.returncode == 1, out.stdout[-2000:]
     assert f"results.jsonl:1: line longer than {RECORD_LIMIT_MIB} MiB" in out.stdout, out.stdout[-2000:]
     assert not (tree.artifacts / "bloated").exists()
+
+
+# -- disk trouble ---------------------------------------------------------------------------------------------
+import subprocess  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+
+FILLER = (
+    "import os\n"
+    "try:\n"
+    "    with open(os.path.join(os.environ['ORCH_OUT'], 'fill.bin'), 'wb', buffering=0) as f:\n"
+    "        while True:\n            f.write(b'x' * 1024)\n"
+    "except OSError:\n    pass  # the disk is full now: the orchestrator's own writes come next\n"
+    "open(os.path.join(os.environ['ORCH_OUT'], 'results.jsonl'), 'w').close()\n"
+)
+
+
+def _tmpfs(path: Path, options: str):
+    path.mkdir()
+    res = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)], capture_output=True, text=True)
+    if res.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here (needs root or CAP_SYS_ADMIN): {res.stderr.strip()}")
+
+
+@pytest.fixture
+def mounts():
+    made: list[Path] = []
+
+    def mount(path: Path, options: str) -> Path:
+        _tmpfs(path, options)
+        made.append(path)
+        return path
+
+    yield mount
+    for path in made:
+        subprocess.run(["umount", "-l", str(path)], capture_output=True)
+
+
+def test_read_only_artifacts_folder_is_one_line_before_anything_runs(tree, tmp_path, mounts):
+    tree.artifacts = mounts(tmp_path / "ro", "size=64k,ro")
+    out = tree.run("plain", extra=["--no-combine"])
+    assert out.returncode == 2, (out.stdout, out.stderr)
+    assert out.stderr.strip() == f"error: artifacts folder {tree.artifacts} is not writable: Read-only file system", out.stderr
+    assert "Traceback" not in out.stdout + out.stderr
+
+
+def test_full_disk_while_committing_is_one_line_and_leaves_no_staging(tree, tmp_path, mounts):
+    tree.artifacts = mounts(tmp_path / "full", "size=64k")
+    tree.add_impl("filler", FILLER)
+    out = tree.run("filler", extra=["--no-combine"])
+    assert out.returncode == 1, (out.stdout, out.stderr)
+    failed = [line for line in out.stdout.splitlines() if line.startswith("FAILED")]
+    assert len(failed) == 1 and f"cannot write {tree.artifacts}/" in failed[0], out.stdout
+    assert failed[0].endswith(": No space left on device"), failed
+    assert "Traceback" not in out.stdout + out.stderr, out.stdout
+    assert not (tree.artifacts / "filler").exists()
+    assert not any((tree.artifacts / ".staging").iterdir())
