@@ -13,13 +13,12 @@ from orchestrator.context import Context
 from orchestrator.envs import Env, ensure_env, env_for, pins_of
 from orchestrator.executor import Launch, LocalExecutor
 from orchestrator.plan import Planned, stage_settings
-from orchestrator.outputs import SourceWatch, check_outputs, hash_outputs
+from orchestrator.outputs import UPSTREAMS_FILE, SourceWatch, check_outputs, hash_outputs
 from orchestrator.errors import StoreError
 from orchestrator.store import Manifest, remove_tree
 
 SKIP_EXIT = 77  # a script's "cannot run here" (the automake convention); reason in skipped.txt
 SKIP_FILE = "skipped.txt"
-UPSTREAMS_FILE = "upstreams.json"
 DROPPED_VARS = ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV", "PYTHONSTARTUP", "CONDA_PREFIX")
 
 

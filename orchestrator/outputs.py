@@ -7,32 +7,48 @@ import os
 from pathlib import Path
 
 from orchestrator.hashing import SKIP_DIRS, SKIP_INFIX, SKIP_SUFFIXES, sha256_file, sha256_tree
-from orchestrator.store import LOGS, RESERVED
+from orchestrator.store import LOGS, MANIFEST, RESERVED
 
 MAX_BAD_LINES_SHOWN = 1
+MAX_OUTPUT_DEPTH = 64  # folders below the entry: deeper trees break path limits and recursive tools
+UPSTREAMS_FILE = "upstreams.json"  # what the orchestrator hands the combine stage; no other job may write it
+# Names at the top of an entry that the store writes itself (the manifest's temporary file included).
+STORE_NAMES = RESERVED | {MANIFEST + ".tmp", UPSTREAMS_FILE}
 
 
 def check_outputs(out: Path, keep: set[str]) -> str | None:
     """None when the outputs may be committed, else one line saying why not.
 
     Outputs must be plain files inside the folder (no links, which could point outside; no devices or fifos),
-    must not use names the orchestrator reserves, and every `*.jsonl` line must be a JSON object.
+    must not use names the store writes itself, must not nest deeper than MAX_OUTPUT_DEPTH folders, and every
+    `*.jsonl` line must be a JSON object. The walk is iterative: a tree of any depth is one line, never a crash.
     """
-    for name in os.listdir(out):
-        if name in RESERVED and name not in keep:
-            return f"output {name!r} uses a name the orchestrator reserves"
-    for dirpath, dirnames, filenames in os.walk(out):
-        for fname in dirnames + filenames:
-            path = Path(dirpath, fname)
-            rel = path.relative_to(out)
-            if path.is_symlink():
-                return f"output {rel} is a symbolic link; outputs must be plain files"
-            if not (path.is_dir() or path.is_file()):
-                return f"output {rel} is not a regular file"
-            if fname.endswith(".jsonl") and path.is_file():
-                problem = _bad_jsonl(path)
+    for name in sorted(os.listdir(out)):
+        if name in STORE_NAMES and name not in keep:
+            return f"output {name!r} uses a name the orchestrator reserves ({', '.join(sorted(STORE_NAMES - keep))})"
+    todo: list[tuple[str, int]] = [("", 0)]
+    while todo:
+        rel, depth = todo.pop()
+        try:
+            with os.scandir(out / rel if rel else out) as it:
+                entries = sorted(it, key=lambda e: e.name)
+        except OSError as exc:
+            return f"output {rel or '.'}: cannot be read ({exc.strerror or exc})"
+        for e in entries:
+            path = f"{rel}/{e.name}" if rel else e.name
+            if e.is_symlink():
+                return f"output {path} is a symbolic link; outputs must be plain files"
+            if e.is_dir(follow_symlinks=False):
+                if depth + 1 > MAX_OUTPUT_DEPTH:
+                    shown = path if len(path) <= 120 else path[:100] + "…"
+                    return f"output tree deeper than {MAX_OUTPUT_DEPTH} folders: {shown}"
+                todo.append((path, depth + 1))
+            elif not e.is_file(follow_symlinks=False):
+                return f"output {path} is not a regular file"
+            elif e.name.endswith(".jsonl"):
+                problem = _bad_jsonl(Path(e.path))
                 if problem:
-                    return f"output {rel}:{problem}"
+                    return f"output {path}:{problem}"
     return None
 
 

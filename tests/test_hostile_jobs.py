@@ -159,3 +159,83 @@ def test_job_writing_into_a_path_dependency_fails_with_that_reason(tree):
     assert out.returncode == 1, out.stdout
     assert "wrote into its path dependency fxharness" in out.stdout and "fxharness/planted.py" in out.stdout, out.stdout
     assert not (tree.artifacts / "vandal").exists()
+
+
+# -- reserved names and deep structures --------------------------------------------------------------------------
+@pytest.mark.parametrize("name", ["latest", "combine"])
+def test_reserved_impl_names_are_refused_in_one_line(tree, name):
+    tree.add_impl(name, "pass\n")
+    out = tree.run()
+    assert out.returncode == 2, out.stdout + out.stderr
+    assert out.stderr.count("\n") == 1 and f"the name {name!r} is reserved" in out.stderr, out.stderr
+    assert not (tree.artifacts / name).exists()
+
+
+def test_dot_and_underscore_folders_are_skipped_with_a_warning(tree):
+    for name in ("_hidden", ".dotted"):
+        tree.add_impl(name, "raise SystemExit('must never run')\n")
+    out = tree.run("plain", extra=["--no-combine"])
+    assert out.returncode == 0, out.stdout + out.stderr
+    for name in ("_hidden", ".dotted"):
+        assert f"warning: {tree.impls / name}: skipped" in out.stderr, out.stderr
+        assert name not in out.stdout
+
+
+@pytest.mark.parametrize("output", ["upstreams.json", "manifest.json", "manifest.json.tmp", "_logs"])
+def test_outputs_named_like_the_stores_own_files_are_refused(tree, output):
+    tree.add_impl("squatter", (
+        "import os\n"
+        f"open(os.path.join(os.environ['ORCH_OUT'], {output!r}), 'w').write('{{}}')\n"
+        "open(os.path.join(os.environ['ORCH_OUT'], 'results.jsonl'), 'w').write('{}\\n')\n"
+    ))
+    out = tree.run("squatter", extra=["--no-combine"])
+    assert out.returncode == 1, out.stdout
+    assert f"output {output!r} uses a name the orchestrator reserves" in out.stdout, out.stdout
+    assert not (tree.artifacts / "squatter").exists()
+
+
+def test_a_needs_chain_of_thousands_of_levels_is_one_line(tmp_path, envs_dir):
+    from conftest import Tree
+
+    impls = tmp_path / "impls"
+    for i in range(3000):
+        folder = impls / f"n{i:04d}"
+        folder.mkdir(parents=True)
+        needs = f'["n{i + 1:04d}"]' if i < 2999 else "[]"  # n0000 comes first and needs all the rest
+        (folder / "bench.py").write_text(f"# /// script\n# dependencies = []\n#\n# [tool.orchestrator]\n"
+                                         f"# gpu = false\n# needs = {needs}\n# ///\n")
+    (tmp_path / "suite.toml").write_text((REPO / "tests" / "fixtures" / "tree" / "suite.toml").read_text())
+    tree = Tree(tmp_path, tmp_path / "artifacts", envs_dir)
+    t0 = time.monotonic()
+    for out in (tree.cli("list"), tree.run()):
+        assert out.returncode == 2, (out.stdout[-500:], out.stderr[-2000:])
+        assert out.stderr.count("\n") == 1 and "needs: a chain of 101 levels" in out.stderr, out.stderr[-2000:]
+    assert time.monotonic() - t0 < 60
+    assert not (tree.artifacts / ".staging").exists()
+
+
+DEEP = (
+    "import json, os\n"
+    "fd = os.open(os.environ['ORCH_OUT'], os.O_RDONLY)\n"
+    "for _ in range(5000):\n"
+    "    os.mkdir('d', dir_fd=fd)\n"
+    "    nfd = os.open('d', os.O_RDONLY, dir_fd=fd)\n"
+    "    os.close(fd)\n"
+    "    fd = nfd\n"
+    "os.close(os.open('leaf.jsonl', os.O_WRONLY | os.O_CREAT, dir_fd=fd))\n"
+    "open(os.path.join(os.environ['ORCH_OUT'], 'results.jsonl'), 'w').write(json.dumps({'impl': 'deep'}) + '\\n')\n"
+)
+
+
+def test_an_output_tree_thousands_of_folders_deep_is_one_line_and_leaks_nothing(tree):
+    tree.add_impl("deep", DEEP)
+    for _ in range(2):  # the second failure replaces the first one's kept folder
+        out = tree.run("deep", extra=["--no-combine"])
+        assert out.returncode == 1, out.stdout + out.stderr
+        assert "output tree deeper than 64 folders: d/d/d/" in out.stdout, out.stdout
+        assert "Traceback" not in out.stdout + out.stderr, out.stdout + out.stderr
+        assert not (tree.artifacts / "deep").exists()
+        assert not any((tree.artifacts / ".staging").iterdir())
+    out = tree.cli("clean")
+    assert out.returncode == 0 and "Traceback" not in out.stderr, out.stderr
+    assert not (tree.artifacts / ".failed" / "deep").exists()
