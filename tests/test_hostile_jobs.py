@@ -227,7 +227,16 @@ DEEP = (
 )
 
 
-def test_an_output_tree_thousands_of_folders_deep_is_one_line_and_leaks_nothing(tree):
+@pytest.fixture
+def removes_artifacts(tree):
+    """Whatever happens, no 5000-deep tree is left for pytest's own (recursive) clean-up of its temp folders."""
+    yield
+    from orchestrator.store import remove_tree
+
+    remove_tree(tree.artifacts)
+
+
+def test_an_output_tree_thousands_of_folders_deep_is_one_line_and_leaks_nothing(tree, removes_artifacts):
     tree.add_impl("deep", DEEP)
     for _ in range(2):  # the second failure replaces the first one's kept folder
         out = tree.run("deep", extra=["--no-combine"])
