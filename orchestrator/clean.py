@@ -16,7 +16,7 @@ from pathlib import Path
 from orchestrator.context import STAGE, Context
 from orchestrator.discover import Job, topo_order
 from orchestrator.hashing import sha256_json
-from orchestrator.store import FAILED, LATEST, LOCKS, STAGING
+from orchestrator.store import FAILED, LATEST, LOCKS, STAGING, remove_tree
 
 ROOTS = ".roots"
 
@@ -30,6 +30,13 @@ def record_roots(ctx: Context, plans: dict) -> None:
     keys = {n: p.key for n, p in plans.items() if p.key is not None and not p.job.stage}
     if not keys:
         return
+    try:
+        _write_roots(ctx, keys)
+    except OSError:
+        pass  # a read-only or full artifacts folder: nothing can be committed either, and the run says so itself
+
+
+def _write_roots(ctx: Context, keys: dict[str, str]) -> None:
     path = _root_file(ctx)
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path.with_suffix(".lock"), "a") as lock:
@@ -112,9 +119,9 @@ def clean(ctx: Context, jobs: dict[str, Job], everything: bool) -> int:
     for d in sorted(staging.iterdir()) if staging.is_dir() else []:
         pid = _staging_owner(d.name)
         if pid is None or not _pid_alive(pid):
-            shutil.rmtree(d, ignore_errors=True)
+            remove_tree(d)
             removed += 1
-    shutil.rmtree(store.root / FAILED, ignore_errors=True)
+    remove_tree(store.root / FAILED)  # failed outputs may be folders thousands deep
     for job_dir in sorted(store.root.iterdir()):
         if job_dir.name.startswith(".") or job_dir.name == LATEST or not job_dir.is_dir():
             continue

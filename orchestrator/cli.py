@@ -4,12 +4,36 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 from pathlib import Path
 
-from orchestrator.errors import UserError
+from orchestrator.errors import StoreError, UserError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)  # what CI time-outs, `timeout`, systemd, Slurm and a closed terminal send
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM or SIGHUP: handled exactly like Ctrl-C (every job's tree killed, nothing committed)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _on_stop_signal(signum, frame) -> None:
+    for sig in STOP_SIGNALS:  # once: a second signal must not cut the clean-up short
+        signal.signal(sig, signal.SIG_IGN)
+    raise Terminated(signum)
+
+
+def _handle_stop_signals() -> None:
+    for sig in STOP_SIGNALS:
+        try:
+            signal.signal(sig, _on_stop_signal)
+        except ValueError:  # not the main thread (main() called from a library): leave the defaults
+            return
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -75,11 +99,16 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE if exc.code else EXIT_OK
     from orchestrator import commands
 
+    _handle_stop_signals()
     try:
         return getattr(commands, f"cmd_{args.command}")(args)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except KeyboardInterrupt:
-        print("interrupted: running jobs were killed; nothing partial was committed", file=sys.stderr)
-        return 130
+    except StoreError as exc:  # disk trouble once things ran (read-only or full artifacts folder)
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt as exc:
+        signum = getattr(exc, "signum", signal.SIGINT)
+        print(f"interrupted ({signal.Signals(signum).name}): running jobs were killed; nothing partial was committed", file=sys.stderr)
+        return 128 + signum

@@ -156,31 +156,41 @@ def load_job(script: Path, name: str, stage: bool = False) -> Job:
     )
 
 
+# Names the layout uses itself: `<artifacts>/latest` is the link to the newest merged results, `combine` the stage.
+RESERVED_NAMES = {"latest": "the artifacts folder's link to the newest combined results",
+                  "combine": "the combine stage"}
+MAX_NEEDS_DEPTH = 100  # levels of `needs`; real DAGs have a handful, and deeper ones are almost surely generated
+
+
 def discover(impls_dir: Path, warn=None) -> dict[str, Job]:
     """Every impl folder holding a bench.py, by name, validated; needs checked for unknown names and cycles.
 
-    `warn(text)` hears of folders that look like impls but are not (no bench.py).
+    `warn(text)` hears of folders that are not impls: no bench.py, or a name starting with '.' or '_'.
     """
     if not impls_dir.is_dir():
         raise UserError(f"{impls_dir}: impls folder not found (use --impls-dir)")
     jobs: dict[str, Job] = {}
     for folder in sorted(p for p in impls_dir.iterdir() if p.is_dir()):
         script = folder / SCRIPT_FILE
-        if folder.name.startswith((".", "_")):
-            continue
         if not script.is_file():
-            if warn is not None:
+            if warn is not None and not folder.name.startswith((".", "_")):
                 warn(f"{folder}: no {SCRIPT_FILE}; not an impl (ignored)")
+            continue
+        if folder.name.startswith((".", "_")):
+            if warn is not None:
+                warn(f"{folder}: skipped (folders starting with '.' or '_' are never impls)")
             continue
         if not NAME.match(folder.name):
             raise UserError(f"{folder}: impl folder name must match [a-z0-9_]+")
+        if folder.name in RESERVED_NAMES:
+            raise UserError(f"{folder}: the name {folder.name!r} is reserved for {RESERVED_NAMES[folder.name]}; rename the folder")
         jobs[folder.name] = load_job(script, folder.name)
     check_needs(jobs)
     return jobs
 
 
 def check_needs(jobs: dict[str, Job]) -> None:
-    """Unknown upstream names and cycles are user errors naming the culprit."""
+    """Unknown upstream names, cycles and over-deep chains are user errors naming the culprit."""
     for job in jobs.values():
         for up in job.needs:
             if up not in jobs:
@@ -188,28 +198,50 @@ def check_needs(jobs: dict[str, Job]) -> None:
     topo_order(jobs)
 
 
+def _chain(names: list[str]) -> str:
+    shown = names if len(names) <= 8 else [*names[:4], f"… {len(names) - 6} more …", *names[-2:]]
+    return " -> ".join(shown)
+
+
 def topo_order(jobs: dict[str, Job]) -> list[str]:
-    """Names with every upstream before its dependents; a cycle is an error naming it."""
+    """Names with every upstream before its dependents; a cycle or a chain over MAX_NEEDS_DEPTH is an error.
+
+    Iterative (an explicit stack), so a chain of any length is an error message, never a RecursionError.
+    """
     order: list[str] = []
-    state: dict[str, int] = {}
-    stack: list[str] = []
-
-    def visit(name: str) -> None:
-        if state.get(name) == 2:
-            return
-        if state.get(name) == 1:
-            cycle = stack[stack.index(name):] + [name]
-            raise UserError(f"{jobs[name].script}: [tool.orchestrator] needs: cycle {' -> '.join(cycle)}")
-        state[name] = 1
-        stack.append(name)
-        for up in jobs[name].needs:
-            visit(up)
-        stack.pop()
-        state[name] = 2
-        order.append(name)
-
-    for name in sorted(jobs):
-        visit(name)
+    state: dict[str, int] = {}  # 1 = on the stack, 2 = done
+    depth: dict[str, int] = {}
+    deepest: dict[str, str | None] = {}  # the upstream on the longest chain below each name
+    for root in sorted(jobs):
+        if root in state:
+            continue
+        state[root] = 1
+        stack = [(root, iter(jobs[root].needs))]
+        while stack:
+            name, ups = stack[-1]
+            for up in ups:
+                if state.get(up) == 1:
+                    names = [n for n, _ in stack]
+                    cycle = names[names.index(up):] + [up]
+                    raise UserError(f"{jobs[up].script}: [tool.orchestrator] needs: cycle {_chain(cycle)}")
+                if up not in state:
+                    state[up] = 1
+                    stack.append((up, iter(jobs[up].needs)))
+                    break
+            else:
+                stack.pop()
+                below = max(jobs[name].needs, key=lambda u: depth[u], default=None)
+                depth[name] = 1 + (depth[below] if below else 0)
+                deepest[name] = below
+                if depth[name] > MAX_NEEDS_DEPTH:
+                    chain, n = [], name
+                    while n is not None:
+                        chain.append(n)
+                        n = deepest[n]
+                    raise UserError(f"{jobs[name].script}: [tool.orchestrator] needs: a chain of {depth[name]} levels "
+                                    f"({_chain(chain)}); at most {MAX_NEEDS_DEPTH} are allowed")
+                state[name] = 2
+                order.append(name)
     return order
 
 

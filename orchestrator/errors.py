@@ -7,3 +7,7 @@ class UserError(Exception):
 
 class BuildError(Exception):
     """An environment or lock could not be built; the job fails, the others go on."""
+
+
+class StoreError(Exception):
+    """The artifacts folder cannot be written (read-only, full disk): one line naming the path, exit status 1."""

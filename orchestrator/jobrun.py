@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -14,12 +13,12 @@ from orchestrator.context import Context
 from orchestrator.envs import Env, ensure_env, env_changed, env_for, pins_of
 from orchestrator.executor import Launch, LocalExecutor
 from orchestrator.plan import Planned, stage_settings
-from orchestrator.outputs import check_outputs, hash_outputs
-from orchestrator.store import Manifest, recorded_variables
+from orchestrator.errors import StoreError
+from orchestrator.outputs import UPSTREAMS_FILE, SourceWatch, check_outputs, hash_outputs
+from orchestrator.store import Manifest, recorded_variables, remove_tree
 
 SKIP_EXIT = 77  # a script's "cannot run here" (the automake convention); reason in skipped.txt
 SKIP_FILE = "skipped.txt"
-UPSTREAMS_FILE = "upstreams.json"
 DROPPED_VARS = ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV", "PYTHONSTARTUP", "CONDA_PREFIX")
 
 
@@ -144,13 +143,15 @@ class JobRunner:
         out, logs = staging / "out", staging / "logs"
         variables = self.variables(p, env, upstream_entries, gpu_ids)
         if upstreams_doc is not None:
-            (out / UPSTREAMS_FILE).write_text(json.dumps(upstreams_doc, indent=1, sort_keys=True))
+            _write_or_drop(staging, out / UPSTREAMS_FILE, json.dumps(upstreams_doc, indent=1, sort_keys=True))
             variables["ORCH_UPSTREAMS"] = str(store.entry(p.job.name, p.key) / UPSTREAMS_FILE)
         launch = self.launch(p, env, {**variables, **_live(variables, out)}, gpu_ids)
         if executor.remote:
             from orchestrator.ray_spec import job_spec
 
             launch = replace(launch, spec=job_spec(self.ctx, p, upstream_entries))
+        # A remote job runs on a copy of its sources; here, it must leave the originals as it found them.
+        watch = None if executor.remote else SourceWatch(_source_roots(p.job))
         try:
             finished, where = executor.run(launch, out, logs)
         except BaseException:
@@ -158,8 +159,13 @@ class JobRunner:
                 if any(logs.iterdir()):
                     store.keep_failure(staging, p.job.name)
                 else:
-                    shutil.rmtree(staging, ignore_errors=True)
+                    remove_tree(staging)
             raise
+        if finished.cancelled:  # Ctrl-C, SIGTERM or SIGHUP: even a job that ended ok is not committed
+            return self._failed(p, staging, finished.describe(), finished.duration)
+        problem = watch.problem() if watch else None
+        if problem:
+            return self._failed(p, staging, problem, finished.duration)
         where = dict(where)
         packages = where.pop("packages", None)  # a remote executor reports the env it built on its node
         if not executor.remote:
@@ -190,7 +196,7 @@ class JobRunner:
 
     def _failed(self, p: Planned, staging: Path, reason: str, duration: float) -> Result:
         kept = self.ctx.store.keep_failure(staging, p.job.name)
-        tail = _tail(kept / "logs" / "stderr.log") or _tail(kept / "logs" / "stdout.log")
+        tail = (_tail(kept / "logs" / "stderr.log") or _tail(kept / "logs" / "stdout.log")) if kept else ""
         return Result(p.job.name, "failed", reason, p.key, None, duration, log_tail=tail)
 
     def commit_preskip(self, p: Planned) -> Result:
@@ -198,8 +204,8 @@ class JobRunner:
         staging = self.ctx.store.new_staging(p.job.name, p.key)
         out = staging / "out"
         record = {"impl": p.job.name, "status": "skipped", "reason": p.preskip, "tags": p.job.tags}
-        (out / "results.jsonl").write_text(json.dumps(record, sort_keys=True) + "\n")
-        (out / SKIP_FILE).write_text(p.preskip + "\n")
+        _write_or_drop(staging, out / "results.jsonl", json.dumps(record, sort_keys=True) + "\n")
+        _write_or_drop(staging, out / SKIP_FILE, p.preskip + "\n")
         now = time.time()
         manifest = Manifest(
             name=p.job.name, key=p.key, inputs=p.inputs, status="skipped", reason=p.preskip, started=now,
@@ -210,6 +216,20 @@ class JobRunner:
         return result_of(p, manifest, entry, cached=False)
 
 
+def _write_or_drop(staging: Path, path: Path, text: str) -> None:
+    """Write a file the orchestrator puts in a staging folder; on disk trouble drop the folder, say so in one line."""
+    try:
+        path.write_text(text)
+    except OSError as exc:
+        remove_tree(staging)
+        raise StoreError(f"cannot write {path}: {exc.strerror or exc}") from None
+
+
+def _source_roots(job) -> list[tuple[str, Path]]:
+    roots = [("its own folder", job.folder)]
+    return roots + [(f"its path dependency {dep.name} ({dep.root})", dep.root) for dep in job.path_deps]
+
+
 def _live(variables: dict[str, str], out: Path) -> dict[str, str]:
     """Variables whose value differs between this run and a committed entry (the upstreams file's staging copy)."""
     if "ORCH_UPSTREAMS" in variables:
@@ -217,19 +237,41 @@ def _live(variables: dict[str, str], out: Path) -> dict[str, str]:
     return {}
 
 
+TAIL_BYTES = 64 * 1024  # a log tail is read from the end of the file, never the whole log (jobs may print GBs)
+TAIL_LINE_CHARS = 500  # and each of its lines is cut to this
+SKIP_REASON_BYTES = 4096
+
+
 def _skip_reason(out: Path, logs: Path) -> str:
     try:
-        lines = (out / SKIP_FILE).read_text(encoding="utf-8", errors="replace").strip().splitlines()
+        with open(out / SKIP_FILE, "rb") as f:
+            head = f.read(SKIP_REASON_BYTES)
+        lines = head.decode("utf-8", errors="replace").strip().splitlines()
         if lines:
-            return lines[0].strip()
+            return _cut(lines[0].strip())
     except OSError:
         pass
     return _tail(logs / "stderr.log", 1) or "skipped (no reason given)"
 
 
 def _tail(path: Path, n: int = 20) -> str:
+    """The last n lines of a log, read with one bounded read from its end; long lines are cut."""
     try:
-        lines = path.read_text(encoding="utf-8", errors="replace").rstrip().splitlines()
+        with open(path, "rb") as f:
+            size = f.seek(0, os.SEEK_END)
+            start = max(0, size - TAIL_BYTES)
+            f.seek(start)
+            data = f.read(TAIL_BYTES)
     except OSError:
         return ""
-    return "\n".join(lines[-n:])
+    lines = data.decode("utf-8", errors="replace").rstrip().splitlines()
+    if start > 0 and len(lines) > 1:
+        lines = lines[1:]  # begins mid-line
+    cut = [_cut(line) for line in lines[-n:]]
+    if start > 0 and cut:
+        cut[0] = "…" + cut[0]
+    return "\n".join(cut)
+
+
+def _cut(line: str) -> str:
+    return line if len(line) <= TAIL_LINE_CHARS else f"{line[:TAIL_LINE_CHARS]}… (line cut)"

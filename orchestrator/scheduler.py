@@ -8,7 +8,7 @@ import threading
 from pathlib import Path
 
 from orchestrator.context import Context
-from orchestrator.errors import BuildError
+from orchestrator.errors import BuildError, StoreError
 from orchestrator.jobrun import JobRunner, Result, result_of
 from orchestrator.keys import TreeHashes
 from orchestrator.plan import Planned, compute_key
@@ -57,6 +57,7 @@ class Scheduler:
         pending = [n for n in self.plans if n not in self.results]
         if not pending:
             return self.results
+        self.ctx.store.check_writable()  # a read-only artifacts folder is one line before anything runs
         remote = [n for n in pending if self.runner.remote(self.plans[n])]
         if remote:
             self.runner.executor.start()  # connect only now: a cached run never reaches (or imports) the cluster
@@ -205,6 +206,8 @@ class Scheduler:
     def _error_result(self, p: Planned, exc: BaseException) -> Result:
         if isinstance(exc, BuildError):
             return Result(p.job.name, "failed", str(exc).splitlines()[0], p.key, log_tail=str(exc))
+        if isinstance(exc, StoreError):  # disk trouble: the line names the path; a traceback would add nothing
+            return Result(p.job.name, "failed", str(exc), p.key)
         import traceback
 
         tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))

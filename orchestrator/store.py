@@ -10,6 +10,7 @@ import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from orchestrator.errors import StoreError, UserError
 from orchestrator.hashing import sha256_file
 
 MANIFEST = "manifest.json"
@@ -167,16 +168,34 @@ class Store:
         folder = self.root / name
         return sorted(p for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []
 
+    def check_writable(self) -> None:
+        """Before anything runs: a read-only (or otherwise unwritable) artifacts folder is one line, exit 2."""
+        staging = self.root / STAGING
+        probe = staging / f".probe-{os.getpid()}-{os.urandom(4).hex()}"
+        try:
+            staging.mkdir(parents=True, exist_ok=True)
+            probe.mkdir()
+            probe.rmdir()
+        except OSError as exc:
+            raise UserError(f"artifacts folder {self.root} is not writable: {_why(exc)}") from None
+
     def new_staging(self, name: str, key: str) -> Path:
         """A fresh folder on the same filesystem as the cache, so commit is one rename."""
         path = self.root / STAGING / f"{name}-{key[:12]}-{os.getpid()}-{os.urandom(4).hex()}"
-        (path / "out").mkdir(parents=True)
-        (path / "logs").mkdir()
+        try:
+            (path / "out").mkdir(parents=True)
+            (path / "logs").mkdir()
+        except OSError as exc:
+            remove_tree(path)
+            raise _store_error(exc, path) from None
         return path
 
     def lock_path(self, name: str, key: str) -> Path:
         d = self.root / LOCKS
-        d.mkdir(parents=True, exist_ok=True)
+        try:
+            d.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise _store_error(exc, d) from None
         return d / f"{name}-{key[:32]}.lock"
 
     @contextlib.contextmanager
@@ -194,38 +213,118 @@ class Store:
                 os.close(fd)
 
     def commit(self, staging: Path, manifest: Manifest, replace: bool = False) -> Path:
-        """Move staging/out (plus logs and manifest) to its entry; an existing valid entry wins unless replace."""
+        """Move staging/out (plus logs and manifest) to its entry; an existing valid entry wins unless replace.
+
+        Disk trouble (read-only, full) is a StoreError naming the path; the staging folder is removed and an entry
+        moved aside is put back, so nothing partial is left anywhere.
+        """
         out = staging / "out"
-        shutil.move(str(staging / "logs"), str(out / LOGS))
-        tmp = out / (MANIFEST + ".tmp")
-        tmp.write_text(json.dumps(manifest.to_json(), indent=1, sort_keys=True))
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, out / MANIFEST)
         final = self.entry(manifest.name, manifest.key)
-        final.parent.mkdir(parents=True, exist_ok=True)
-        if final.exists():
-            if not replace and self.lookup(manifest.name, manifest.key):
-                shutil.rmtree(staging, ignore_errors=True)
-                return final
-            # A forced rerun or a damaged entry: move the old one aside first, so readers see old, none or new.
-            os.rename(final, staging / "replaced")
-        os.rename(out, final)
-        shutil.rmtree(staging, ignore_errors=True)
+        aside = staging / "replaced"
+        step = out / LOGS  # what is being written, for the message
+        try:
+            os.rename(staging / "logs", step)
+            tmp = step = out / (MANIFEST + ".tmp")
+            with open(tmp, "w") as f:
+                f.write(json.dumps(manifest.to_json(), indent=1, sort_keys=True))
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, out / MANIFEST)
+            step = final
+            final.parent.mkdir(parents=True, exist_ok=True)
+            if final.exists():
+                if not replace and self.lookup(manifest.name, manifest.key):
+                    remove_tree(staging)
+                    return final
+                # A forced rerun or a damaged entry: move the old one aside first, so readers see old, none or new.
+                os.rename(final, aside)
+            os.rename(out, final)
+        except OSError as exc:
+            if aside.is_dir() and not final.exists():
+                with contextlib.suppress(OSError):
+                    os.rename(aside, final)
+            remove_tree(staging)
+            raise _store_error(exc, step) from None
+        remove_tree(staging)
         return final
 
-    def keep_failure(self, staging: Path, name: str) -> Path:
-        """Failed runs are never cached; their logs are kept, outside any entry, for reading."""
+    def keep_failure(self, staging: Path, name: str) -> Path | None:
+        """Failed runs are never cached; their logs are kept, outside any entry, for reading (None if they cannot be)."""
         dest = self.root / FAILED / name
-        shutil.rmtree(dest, ignore_errors=True)
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        os.rename(staging, dest)
+        try:
+            remove_tree(dest, ignore_errors=False)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            os.rename(staging, dest)
+        except OSError:
+            remove_tree(staging)
+            return None
         return dest
 
     def point_latest(self, target: Path) -> Path:
         """Make `<root>/latest` a symlink to target (atomically replaced)."""
         link = self.root / LATEST
         tmp = self.root / f".latest-{os.urandom(4).hex()}"
-        os.symlink(os.path.relpath(target, self.root), tmp)
-        os.replace(tmp, link)
+        try:
+            os.symlink(os.path.relpath(target, self.root), tmp)
+            os.replace(tmp, link)
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            raise _store_error(exc, link) from None
         return link
+
+
+def _why(exc: OSError) -> str:
+    return exc.strerror or str(exc)
+
+
+def _store_error(exc: OSError, path: Path) -> StoreError:
+    """One line naming the path that could not be written and why."""
+    return StoreError(f"cannot write {path if exc.filename is None else exc.filename}: {_why(exc)}")
+
+
+def remove_tree(path: Path, ignore_errors: bool = True) -> None:
+    """Delete a folder of any depth: no recursion, no long paths, a bounded number of open folders.
+
+    shutil.rmtree recurses (a job can leave 5000 nested folders: RecursionError); here every subfolder is first
+    moved up to be a direct child of path, then emptied.
+    """
+    try:
+        try:
+            top = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+        except FileNotFoundError:
+            return
+        except NotADirectoryError:
+            os.unlink(path)
+            return
+        tag, n, todo = os.urandom(4).hex(), 0, []
+        try:
+            def empty(fd: int) -> None:
+                nonlocal n
+                with os.scandir(fd) as it:
+                    entries = list(it)
+                for e in entries:
+                    if not e.is_dir(follow_symlinks=False):
+                        os.unlink(e.name, dir_fd=fd)
+                    elif fd == top:
+                        todo.append(e.name)
+                    else:
+                        n += 1
+                        os.rename(e.name, f".rm-{tag}-{n}", src_dir_fd=fd, dst_dir_fd=top)
+                        todo.append(f".rm-{tag}-{n}")
+
+            empty(top)
+            while todo:
+                name = todo.pop()
+                fd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=top)
+                try:
+                    empty(fd)
+                finally:
+                    os.close(fd)
+                os.rmdir(name, dir_fd=top)
+        finally:
+            os.close(top)
+        os.rmdir(path)
+    except OSError:
+        if not ignore_errors:
+            raise
