@@ -4,7 +4,9 @@ The kernels run in one child process with TRITON_INTERPRET=1 (read when triton i
 this process), on tiny shapes, against a float64 reference computed from the same fp16/bf16 inputs.
 Lengths like 70 leave ragged query and key blocks; batch 2 puts a sequence boundary inside the 2-D views
 the host-descriptor path reads. bf16 runs too: the kernel's interpreter-only INTERP_BF16 switch stands in
-for the interpreter's broken bf16 dot and truncating cast (see _attend_blocks in bench.py).
+for the interpreter's broken bf16 dot and truncating cast (see _attend_blocks in kernel.py).
+The kernel and its variant rules live beside bench.py (kernel.py, variants.py); the tuning tools in
+scripts/triton_flash/, outside the folder the cache key hashes.
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ from conftest import REPO
 pytest.importorskip("triton")
 pytest.importorskip("torch")
 
-BENCH = REPO / "impls" / "triton_flash" / "bench.py"
+IMPL = REPO / "impls" / "triton_flash"
+BENCH = IMPL / "bench.py"
 # About twice what an exact kernel gives here (fp16 ~2.6e-4, bf16 ~2.1e-3); the harness allows 5e-3 / 1e-2.
 TOL = {"float16": 1e-3, "bfloat16": 5e-3}
 SMALL = (32, 16, 4, 1)  # BLOCK_M, BLOCK_N, warps, stages: several query and key blocks at S=70
@@ -126,6 +129,17 @@ def bench():
     return module
 
 
+@pytest.fixture(scope="module")
+def kernel(bench):
+    """kernel.py, as bench.py imported it."""
+    return sys.modules[bench.attention.__module__]
+
+
+@pytest.fixture(scope="module")
+def variants(bench):
+    return bench.variants
+
+
 @pytest.mark.parametrize("shape, dtype, words", [
     ((1, 64, 2, 96), "float16", "head_dim 96 is not supported"),
     ((1, 64, 2, 64), "float32", "dtype float32 is not supported"),
@@ -162,17 +176,17 @@ def test_prepare_turns_an_unsupported_workload_into_an_error_with_the_reason(ben
         bench.prepare(None, None, None, wl)
 
 
-def test_every_head_dim_keeps_autotune_configs_within_shared_memory(bench):
+def test_every_head_dim_keeps_autotune_configs_within_shared_memory(kernel, variants):
     import triton
 
     configs = [triton.Config({"BLOCK_M": bm, "BLOCK_N": bn}, num_warps=w, num_stages=s)
-               for bm, bn, w, s in sorted({c for cs in bench.CONFIGS.values() for c in cs})]
-    for dim in bench.HEAD_DIMS:
-        kept = bench._prune(configs, {}, HEAD_DIM=dim)
-        assert len(kept) == len(bench.CONFIGS[dim]), dim  # none is over the budget: the table is honest
+               for bm, bn, w, s in sorted({c for cs in variants.CONFIGS.values() for c in cs})]
+    for dim in kernel.HEAD_DIMS:
+        kept = variants.prune_configs(configs, {}, HEAD_DIM=dim)
+        assert len(kept) == len(variants.CONFIGS[dim]), dim  # none is over the budget: the table is honest
         for c in kept:
             bm, bn = c.kwargs["BLOCK_M"], c.kwargs["BLOCK_N"]
-            assert bm % bn == 0 and bench.smem_bytes(bm, bn, c.num_stages, dim) <= bench.SMEM_BUDGET
+            assert bm % bn == 0 and variants.smem_bytes(bm, bn, c.num_stages, dim) <= variants.SMEM_BUDGET
 
 
 def test_bench_skips_cleanly_without_cuda(tmp_path):
@@ -192,7 +206,8 @@ def test_bench_skips_cleanly_without_cuda(tmp_path):
     (4416, 128, False, False),  # a masked last key block: WS gave wrong answers with masks
     (4096, 128, True, False), (4096, 64, False, False), (4096, 256, False, False),
 ])
-def test_auto_uses_warp_specialization_only_where_it_was_measured_correct(bench, seq, dim, causal, ws):
-    variant = bench.auto_variant(seq, dim, causal)
+def test_auto_uses_warp_specialization_only_where_it_was_measured_correct(variants, seq, dim, causal, ws):
+    variant = variants.auto_variant(seq, dim, causal)
     assert variant["warp_specialize"] is ws
     assert variant["path"] == ("devdesc" if ws else "desc")
+
