@@ -16,6 +16,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -26,6 +27,7 @@ pytest.importorskip("torch")
 
 IMPL = REPO / "impls" / "triton_flash"
 BENCH = IMPL / "bench.py"
+TOOLS = REPO / "scripts" / "triton_flash"
 # About twice what an exact kernel gives here (fp16 ~2.6e-4, bf16 ~2.1e-3); the harness allows 5e-3 / 1e-2.
 TOL = {"float16": 1e-3, "bfloat16": 5e-3}
 SMALL = (32, 16, 4, 1)  # BLOCK_M, BLOCK_N, warps, stages: several query and key blocks at S=70
@@ -211,3 +213,77 @@ def test_auto_uses_warp_specialization_only_where_it_was_measured_correct(varian
     assert variant["warp_specialize"] is ws
     assert variant["path"] == ("devdesc" if ws else "desc")
 
+
+def test_tuning_tools_live_outside_the_job_folder_and_bench_stays_thin():
+    """The cache key hashes the impl's whole folder: a tool in it would re-key the benchmark when edited."""
+    for tool in ("compile_check.py", "tune.py"):
+        assert not (IMPL / tool).exists(), tool
+        assert (TOOLS / tool).is_file(), tool
+    text = BENCH.read_text()
+    assert len(text.splitlines()) < 80 and "@triton.jit" not in text
+    assert "@triton.jit" in (IMPL / "kernel.py").read_text()
+
+
+def test_tuning_tools_find_the_kernel_and_print_help_without_a_gpu():
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": ""}
+    for tool in ("compile_check.py", "tune.py"):
+        res = subprocess.run([sys.executable, str(TOOLS / tool), "--help"], cwd=REPO, env=env, capture_output=True,
+                             text=True, timeout=120)
+        assert res.returncode == 0 and "usage:" in res.stdout, res.stderr[-2000:]
+    code = "import compile_check; k = compile_check.load_kernel(); print(k.__file__, len(k.variants.CONFIGS))"
+    res = subprocess.run([sys.executable, "-c", code], cwd=TOOLS, env=env, capture_output=True, text=True,
+                         timeout=120)
+    assert res.returncode == 0, res.stderr[-2000:]
+    path, tables = res.stdout.split()
+    assert path == str(IMPL / "kernel.py") and int(tables) == 3
+
+
+def _key(impls, tmp_path) -> dict:
+    """The orchestrator's key for triton_flash in this impls folder, and the inputs it was made from."""
+    res = subprocess.run([sys.executable, "-m", "orchestrator", "show", "triton_flash", "--impls-dir", str(impls),
+                          "--artifacts", str(tmp_path / "artifacts"), "--envs-dir", str(tmp_path / "envs")],
+                         cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr[-2000:]
+    key = next(line.split()[1] for line in res.stdout.splitlines() if line.startswith("key "))
+    inputs = json.loads(res.stdout.split("key inputs:\n", 1)[1].split("\nmanifest:", 1)[0])
+    return {"key": key, **inputs}
+
+
+def test_every_python_file_in_the_job_folder_is_a_module_bench_imports():
+    """The key hashes the folder whole, so what is in it should be what the benchmark runs: no tools."""
+    code = ("import importlib.util, sys; s = importlib.util.spec_from_file_location('b', sys.argv[1]); "
+            "s.loader.exec_module(importlib.util.module_from_spec(s)); "
+            "print('\\n'.join(getattr(m, '__file__', None) or '' for m in list(sys.modules.values())))")
+    env = {**os.environ, "PYTHONPATH": str(REPO / "shared"), "CUDA_VISIBLE_DEVICES": ""}
+    res = subprocess.run([sys.executable, "-c", code, str(BENCH)], env=env, capture_output=True, text=True,
+                         timeout=120)
+    assert res.returncode == 0, res.stderr[-2000:]
+    imported = {Path(f).name for f in res.stdout.split() if Path(f).parent == IMPL}
+    assert {p.name for p in IMPL.glob("*.py")} - {"bench.py"} == imported == {"kernel.py", "variants.py"}
+
+
+@pytest.mark.parametrize("module", ["kernel.py", "variants.py"])
+def test_editing_a_kernel_module_rekeys_the_benchmark(tmp_path, module):
+    import shutil
+
+    impls = tmp_path / "impls"
+    shutil.copytree(IMPL, impls / "triton_flash", ignore=shutil.ignore_patterns("__pycache__"))
+    (tmp_path / "shared").symlink_to(REPO / "shared")  # bench.py's path dependency, ../../shared
+    before = _key(impls, tmp_path)
+    assert (impls / "triton_flash" / module).is_file()
+    with open(impls / "triton_flash" / module, "a") as f:
+        f.write("# an edit\n")
+    after = _key(impls, tmp_path)
+    assert after["script_sha256"] == before["script_sha256"]  # bench.py itself is unchanged
+    assert after["folder_sha256"] != before["folder_sha256"] and after["key"] != before["key"]
+
+
+def test_tuning_knobs_are_recorded_in_the_kernel_tag(tmp_path):
+    env = {**os.environ, "ORCH_OUT": str(tmp_path), "ORCH_WORKLOADS": "smoke", "PYTHONPATH": str(REPO / "shared"),
+           "CUDA_VISIBLE_DEVICES": "", "TRITON_FA_PATH": "devdesc", "TRITON_FA_WS": "1",
+           "TRITON_FA_CONFIG": "128,128,4,2"}
+    res = subprocess.run([sys.executable, str(BENCH)], cwd=tmp_path, env=env, capture_output=True, text=True,
+                         timeout=300)
+    assert res.returncode == 77, res.stderr[-2000:]
+    records = [json.loads(line) for line in (tmp_path / "results.jsonl").read_text().splitlines()]
+    assert {r["tags"]["kernel"] for r in records} == {"devdesc+ws@128,128,4,2"}
