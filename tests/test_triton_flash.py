@@ -4,7 +4,9 @@ The kernels run in one child process with TRITON_INTERPRET=1 (read when triton i
 this process), on tiny shapes, against a float64 reference computed from the same fp16/bf16 inputs.
 Lengths like 70 leave ragged query and key blocks; batch 2 puts a sequence boundary inside the 2-D views
 the host-descriptor path reads. bf16 runs too: the kernel's interpreter-only INTERP_BF16 switch stands in
-for the interpreter's broken bf16 dot and truncating cast (see _attend_blocks in bench.py).
+for the interpreter's broken bf16 dot and truncating cast (see _attend_blocks in kernel.py).
+The kernel and its variant rules live beside bench.py (kernel.py, variants.py); the tuning tools in
+scripts/triton_flash/, outside the folder the cache key hashes.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -22,7 +25,9 @@ from conftest import REPO
 pytest.importorskip("triton")
 pytest.importorskip("torch")
 
-BENCH = REPO / "impls" / "triton_flash" / "bench.py"
+IMPL = REPO / "impls" / "triton_flash"
+BENCH = IMPL / "bench.py"
+TOOLS = REPO / "scripts" / "triton_flash"
 # About twice what an exact kernel gives here (fp16 ~2.6e-4, bf16 ~2.1e-3); the harness allows 5e-3 / 1e-2.
 TOL = {"float16": 1e-3, "bfloat16": 5e-3}
 SMALL = (32, 16, 4, 1)  # BLOCK_M, BLOCK_N, warps, stages: several query and key blocks at S=70
@@ -126,6 +131,17 @@ def bench():
     return module
 
 
+@pytest.fixture(scope="module")
+def kernel(bench):
+    """kernel.py, as bench.py imported it."""
+    return sys.modules[bench.attention.__module__]
+
+
+@pytest.fixture(scope="module")
+def variants(bench):
+    return bench.variants
+
+
 @pytest.mark.parametrize("shape, dtype, words", [
     ((1, 64, 2, 96), "float16", "head_dim 96 is not supported"),
     ((1, 64, 2, 64), "float32", "dtype float32 is not supported"),
@@ -162,17 +178,17 @@ def test_prepare_turns_an_unsupported_workload_into_an_error_with_the_reason(ben
         bench.prepare(None, None, None, wl)
 
 
-def test_every_head_dim_keeps_autotune_configs_within_shared_memory(bench):
+def test_every_head_dim_keeps_autotune_configs_within_shared_memory(kernel, variants):
     import triton
 
     configs = [triton.Config({"BLOCK_M": bm, "BLOCK_N": bn}, num_warps=w, num_stages=s)
-               for bm, bn, w, s in sorted({c for cs in bench.CONFIGS.values() for c in cs})]
-    for dim in bench.HEAD_DIMS:
-        kept = bench._prune(configs, {}, HEAD_DIM=dim)
-        assert len(kept) == len(bench.CONFIGS[dim]), dim  # none is over the budget: the table is honest
+               for bm, bn, w, s in sorted({c for cs in variants.CONFIGS.values() for c in cs})]
+    for dim in kernel.HEAD_DIMS:
+        kept = variants.prune_configs(configs, {}, HEAD_DIM=dim)
+        assert len(kept) == len(variants.CONFIGS[dim]), dim  # none is over the budget: the table is honest
         for c in kept:
             bm, bn = c.kwargs["BLOCK_M"], c.kwargs["BLOCK_N"]
-            assert bm % bn == 0 and bench.smem_bytes(bm, bn, c.num_stages, dim) <= bench.SMEM_BUDGET
+            assert bm % bn == 0 and variants.smem_bytes(bm, bn, c.num_stages, dim) <= variants.SMEM_BUDGET
 
 
 def test_bench_skips_cleanly_without_cuda(tmp_path):
@@ -192,7 +208,82 @@ def test_bench_skips_cleanly_without_cuda(tmp_path):
     (4416, 128, False, False),  # a masked last key block: WS gave wrong answers with masks
     (4096, 128, True, False), (4096, 64, False, False), (4096, 256, False, False),
 ])
-def test_auto_uses_warp_specialization_only_where_it_was_measured_correct(bench, seq, dim, causal, ws):
-    variant = bench.auto_variant(seq, dim, causal)
+def test_auto_uses_warp_specialization_only_where_it_was_measured_correct(variants, seq, dim, causal, ws):
+    variant = variants.auto_variant(seq, dim, causal)
     assert variant["warp_specialize"] is ws
     assert variant["path"] == ("devdesc" if ws else "desc")
+
+
+def test_tuning_tools_live_outside_the_job_folder_and_bench_stays_thin():
+    """The cache key hashes the impl's whole folder: a tool in it would re-key the benchmark when edited."""
+    for tool in ("compile_check.py", "tune.py"):
+        assert not (IMPL / tool).exists(), tool
+        assert (TOOLS / tool).is_file(), tool
+    text = BENCH.read_text()
+    assert len(text.splitlines()) < 80 and "@triton.jit" not in text
+    assert "@triton.jit" in (IMPL / "kernel.py").read_text()
+
+
+def test_tuning_tools_find_the_kernel_and_print_help_without_a_gpu():
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": ""}
+    for tool in ("compile_check.py", "tune.py"):
+        res = subprocess.run([sys.executable, str(TOOLS / tool), "--help"], cwd=REPO, env=env, capture_output=True,
+                             text=True, timeout=120)
+        assert res.returncode == 0 and "usage:" in res.stdout, res.stderr[-2000:]
+    code = "import compile_check; k = compile_check.load_kernel(); print(k.__file__, len(k.variants.CONFIGS))"
+    res = subprocess.run([sys.executable, "-c", code], cwd=TOOLS, env=env, capture_output=True, text=True,
+                         timeout=120)
+    assert res.returncode == 0, res.stderr[-2000:]
+    path, tables = res.stdout.split()
+    assert path == str(IMPL / "kernel.py") and int(tables) == 3
+
+
+def _key(impls, tmp_path) -> dict:
+    """The orchestrator's key for triton_flash in this impls folder, and the inputs it was made from."""
+    res = subprocess.run([sys.executable, "-m", "orchestrator", "show", "triton_flash", "--impls-dir", str(impls),
+                          "--artifacts", str(tmp_path / "artifacts"), "--envs-dir", str(tmp_path / "envs")],
+                         cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr[-2000:]
+    key = next(line.split()[1] for line in res.stdout.splitlines() if line.startswith("key "))
+    inputs = json.loads(res.stdout.split("key inputs:\n", 1)[1].split("\nmanifest:", 1)[0])
+    return {"key": key, **inputs}
+
+
+def test_every_python_file_in_the_job_folder_is_a_module_bench_imports():
+    """The key hashes the folder whole, so what is in it should be what the benchmark runs: no tools."""
+    code = ("import importlib.util, sys; s = importlib.util.spec_from_file_location('b', sys.argv[1]); "
+            "s.loader.exec_module(importlib.util.module_from_spec(s)); "
+            "print('\\n'.join(getattr(m, '__file__', None) or '' for m in list(sys.modules.values())))")
+    env = {**os.environ, "PYTHONPATH": str(REPO / "shared"), "CUDA_VISIBLE_DEVICES": ""}
+    res = subprocess.run([sys.executable, "-c", code, str(BENCH)], env=env, capture_output=True, text=True,
+                         timeout=120)
+    assert res.returncode == 0, res.stderr[-2000:]
+    imported = {Path(f).name for f in res.stdout.split() if Path(f).parent == IMPL}
+    assert {p.name for p in IMPL.glob("*.py")} - {"bench.py"} == imported == {"kernel.py", "variants.py"}
+
+
+@pytest.mark.parametrize("module", ["kernel.py", "variants.py"])
+def test_editing_a_kernel_module_rekeys_the_benchmark(tmp_path, module):
+    import shutil
+
+    impls = tmp_path / "impls"
+    shutil.copytree(IMPL, impls / "triton_flash", ignore=shutil.ignore_patterns("__pycache__"))
+    (tmp_path / "shared").symlink_to(REPO / "shared")  # bench.py's path dependency, ../../shared
+    before = _key(impls, tmp_path)
+    assert (impls / "triton_flash" / module).is_file()
+    with open(impls / "triton_flash" / module, "a") as f:
+        f.write("# an edit\n")
+    after = _key(impls, tmp_path)
+    assert after["script_sha256"] == before["script_sha256"]  # bench.py itself is unchanged
+    assert after["folder_sha256"] != before["folder_sha256"] and after["key"] != before["key"]
+
+
+def test_tuning_knobs_are_recorded_in_the_kernel_tag(tmp_path):
+    env = {**os.environ, "ORCH_OUT": str(tmp_path), "ORCH_WORKLOADS": "smoke", "PYTHONPATH": str(REPO / "shared"),
+           "CUDA_VISIBLE_DEVICES": "", "TRITON_FA_PATH": "devdesc", "TRITON_FA_WS": "1",
+           "TRITON_FA_CONFIG": "128,128,4,2"}
+    res = subprocess.run([sys.executable, str(BENCH)], cwd=tmp_path, env=env, capture_output=True, text=True,
+                         timeout=300)
+    assert res.returncode == 77, res.stderr[-2000:]
+    records = [json.loads(line) for line in (tmp_path / "results.jsonl").read_text().splitlines()]
+    assert {r["tags"]["kernel"] for r in records} == {"devdesc+ws@128,128,4,2"}

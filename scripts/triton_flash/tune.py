@@ -5,10 +5,10 @@ CUDA-graph replay with --graph), TFLOP/s, and the rel-L2 distance to torch SDPA'
 (a sanity check for tuning only; the harness checks against fp32). The fastest correct variant of each shape
 is starred, and SDPA's own time is printed beside it. With --json FILE, every row is saved too.
 
-    PYTHONPATH=shared python impls/triton_flash/tune.py                       # the issue's target shapes
-    PYTHONPATH=shared python impls/triton_flash/tune.py --shapes 1,8192,32,32,128,0 --paths devdesc --ws 1
-    PYTHONPATH=shared python impls/triton_flash/tune.py --extra "128,128,8,3;128,128,4,2"
-    PYTHONPATH=shared python impls/triton_flash/tune.py --autotune --only none    # what autotuning picks
+    python scripts/triton_flash/tune.py                       # the issue's target shapes
+    python scripts/triton_flash/tune.py --shapes 1,8192,32,32,128,0 --paths devdesc --ws 1
+    python scripts/triton_flash/tune.py --extra "128,128,8,3;128,128,4,2"
+    python scripts/triton_flash/tune.py --autotune --only none    # what autotuning picks
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import argparse
 import json
 import sys
 
-from compile_check import load_bench
+from compile_check import load_kernel  # beside this script
 
 # B, S, H, Hkv, D, causal: the issue's targets (S=4096/8192, D=128, bf16, non-causal, B=1) and one of each
 # other family of the full suite (D=64, D=256, GQA, causal, small S).
@@ -36,7 +36,7 @@ def main(argv=None) -> int:
     ap.add_argument("--paths", default="desc,devdesc,ptr")
     ap.add_argument("--ws", default="0,1", help="warp specialization on path devdesc")
     ap.add_argument("--extra", default="", help="more configs to try: BM,BN,warps,stages;...")
-    ap.add_argument("--only", default="", help="just these configs (instead of CONFIGS[D] + --extra); 'none' with --autotune")
+    ap.add_argument("--only", default="", help="just these configs (instead of variants.CONFIGS[D] + --extra); 'none' with --autotune")
     ap.add_argument("--autotune", action="store_true", help="also time the autotuned kernel (config=None)")
     ap.add_argument("--graph", action="store_true", help="do_bench_cudagraph (no L2 flush) instead of do_bench")
     ap.add_argument("--json", default="")
@@ -46,7 +46,7 @@ def main(argv=None) -> int:
     import triton
     from torch.nn.functional import scaled_dot_product_attention as sdpa
 
-    bench = load_bench()
+    kernel = load_kernel()
     dtype = getattr(torch, args.dtype)
 
     def timed(fn) -> float:
@@ -71,14 +71,14 @@ def main(argv=None) -> int:
         if args.only:
             configs = [] if args.only == "none" else parse_configs(args.only)
         else:
-            configs = bench.CONFIGS[d] + parse_configs(args.extra)
+            configs = kernel.variants.CONFIGS[d] + parse_configs(args.extra)
         variants = [(p, ws, c) for p in args.paths.split(",") for ws in map(int, args.ws.split(","))
                     if not (ws and p != "devdesc") for c in ([None] if args.autotune else []) + configs]
         shape_rows = []
         for path, ws, config in variants:
             label = f"{path:8} ws={ws} {'autotune' if config is None else ','.join(map(str, config)):12}"
             try:
-                run = lambda: bench.attention(q, k, v, bool(causal), path=path, warp_specialize=bool(ws), config=config)
+                run = lambda: kernel.attention(q, k, v, bool(causal), path=path, warp_specialize=bool(ws), config=config)
                 out = run()  # compiles (and autotunes for config=None)
                 err = float((out.float() - ref).norm() / ref.norm())
                 ms = timed(run)
@@ -88,7 +88,7 @@ def main(argv=None) -> int:
             row = dict(shape=shape, path=path, ws=ws, config=config, ms=ms, tflops=flops / ms / 1e9, rel_l2=err,
                        sdpa_ms=sdpa_ms)
             if config is None:
-                row["chose"] = str(bench._autotuned().best_config)
+                row["chose"] = str(kernel._autotuned().best_config)
             shape_rows.append(row)
             if args.json:  # after every variant, so a run stopped at its time limit keeps what it measured
                 with open(args.json, "w") as f:

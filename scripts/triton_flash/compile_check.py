@@ -5,7 +5,7 @@ per thread, spills (ptxas STACK/LOCAL bytes), and what the PTX uses (wgmma, TMA 
 setmaxnreg = warp-specialized register split). Nothing is launched: a stand-in driver answers "sm_90" and
 the real Triton compiler and ptxas do the rest. Run with the Triton the GPU has (3.6):
 
-    PYTHONPATH=shared python impls/triton_flash/compile_check.py [--dims 64,128,256] [--paths ptr,desc,devdesc] [--seq N]
+    python scripts/triton_flash/compile_check.py [--dims 64,128,256] [--paths ptr,desc,devdesc] [--seq N]
 
 Exit status 1 when any variant fails to compile (each failure is printed with the compiler's last line).
 """
@@ -13,7 +13,6 @@ Exit status 1 when any variant fails to compile (each failure is printed with th
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import os
 import re
 import subprocess
@@ -23,11 +22,16 @@ import time
 from pathlib import Path
 
 
-def load_bench():
-    spec = importlib.util.spec_from_file_location("triton_flash_bench", Path(__file__).with_name("bench.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+IMPL = Path(__file__).resolve().parents[2] / "impls" / "triton_flash"
+
+
+def load_kernel():
+    """impls/triton_flash/kernel.py, imported with its folder on sys.path (it reads variants.py beside it)."""
+    if str(IMPL) not in sys.path:
+        sys.path.insert(0, str(IMPL))
+    import kernel
+
+    return kernel
 
 
 def pretend_hopper() -> None:
@@ -74,7 +78,7 @@ def main(argv=None) -> int:
     import torch
 
     pretend_hopper()
-    bench = load_bench()
+    kernel = load_kernel()
     dtype = getattr(torch, args.dtype)
     print(f"triton {__import__('triton').__version__}, target sm_90, {args.dtype}, B=1 S={args.seq} H=2 Hkv=2")
     print(f"{'D':>4} {'path':8} {'causal':6} {'ws':3} {'config':14} {'smem KB':>8} {'regs':>5} {'spill':>6} "
@@ -85,20 +89,20 @@ def main(argv=None) -> int:
         for path in args.paths.split(","):
             for causal in map(int, args.causal.split(",")):
                 for ws in map(int, args.ws.split(",") if path == "devdesc" else ["0"]):
-                    for config in bench.CONFIGS[dim]:
+                    for config in kernel.variants.CONFIGS[dim]:
                         label = f"{dim:>4} {path:8} {causal:6} {ws:3} {','.join(map(str, config)):14}"
                         t0 = time.perf_counter()
                         try:
-                            _, kargs, flags = bench.launch_plan(q, q, q, bool(causal), path=path,
-                                                                warp_specialize=bool(ws), config=config)
-                            kernel = bench._fwd_fixed.warmup(*kargs, grid=(1,), **flags)
+                            plan = kernel.launch_plan(q, q, q, bool(causal), path=path, warp_specialize=bool(ws),
+                                                      config=config)
+                            compiled = kernel._fwd_fixed.warmup(grid=(1,), **plan.args, **plan.flags)
                         except Exception as exc:  # a variant that does not compile is a finding, not a crash
                             failures += 1
                             print(f"{label} FAILED: {type(exc).__name__}: {str(exc).strip().splitlines()[-1][:150]}")
                             continue
-                        res = resources(kernel.asm["cubin"])
-                        ptx = kernel.asm["ptx"]
-                        print(f"{label} {kernel.metadata.shared / 1024:8.1f} {res.get('REG', -1):5} "
+                        res = resources(compiled.asm["cubin"])
+                        ptx = compiled.asm["ptx"]
+                        print(f"{label} {compiled.metadata.shared / 1024:8.1f} {res.get('REG', -1):5} "
                               f"{res.get('STACK', 0) + res.get('LOCAL', 0):6} {ptx.count('wgmma.mma_async'):6} "
                               f"{ptx.count('cp.async.bulk.tensor'):4} {len(re.findall(r'cp.async.c[ag]', ptx)):8} "
                               f"{ptx.count('setmaxnreg'):10} {time.perf_counter() - t0:5.1f}", flush=True)
