@@ -9,6 +9,7 @@
 # gpu = true
 # requires = ["cuda"]
 # timeout = 3600
+# env = ["TRITON_FA_PATH", "TRITON_FA_WS", "TRITON_FA_CONFIG"]
 # tags = { family = "triton", backend = "attnbench-triton-fa", compile = "jit" }
 # ///
 """triton_flash: this project's own flash-attention forward kernel, in Triton, run by the harness.
@@ -20,7 +21,8 @@ JIT-compiled and autotuned on the first call of each shape (tags.compile = "jit"
 
 Knobs for a tuning session, recorded in tags.kernel: TRITON_FA_PATH=auto|desc|devdesc|ptr (auto, the default,
 picks per shape: see variants.auto_variant), TRITON_FA_WS=0|1, TRITON_FA_CONFIG=BM,BN,warps,stages (one config,
-no autotuning; with an explicit path only). The cache key does not see them: run them outside the orchestrator.
+no autotuning; with an explicit path only). They are listed in `[tool.orchestrator] env`, so their values enter
+the cache key: a run with other knobs is another result, never a cached one.
 """
 
 from __future__ import annotations
