@@ -17,15 +17,57 @@ ISOLATED = ("XDG_CACHE_HOME", "UV_CACHE_DIR", "ORCH_ENVS_DIR", "ORCH_LOCK_DIR", 
             "TORCHINDUCTOR_CACHE_DIR")
 
 
+# The fixture tree's `six` pins are tiny wheels made here (same bytes every time, so the committed locks' hashes
+# hold): uv finds them offline, and the suite needs no package index, as on an offline GPU machine.
+FIXTURE_WHEELS = {"six": ("1.15.0", "1.16.0")}
+
+
+def make_wheel(folder: Path, name: str, version: str, files: dict[str, str], requires: tuple[str, ...] = (),
+               extras: tuple[str, ...] = ()) -> Path:
+    """A minimal valid pure-Python wheel, written by hand (fixed timestamps: the same bytes on every call)."""
+    import base64
+    import hashlib
+    import zipfile
+
+    dist = f"{name.replace('-', '_')}-{version}"
+    path = folder / f"{dist}-py3-none-any.whl"
+    meta = (f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n" + "".join(f"Provides-Extra: {e}\n" for e in extras)
+            + "".join(f"Requires-Dist: {r}\n" for r in requires))
+    entries = {**files, f"{dist}.dist-info/METADATA": meta,
+               f"{dist}.dist-info/WHEEL": "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n"}
+    record = []
+    with zipfile.ZipFile(path, "w") as zf:
+        for arc, text in entries.items():
+            data = text.encode()
+            zf.writestr(zipfile.ZipInfo(arc, date_time=(1980, 1, 1, 0, 0, 0)), data)
+            digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+            record.append(f"{arc},sha256={digest},{len(data)}")
+        record.append(f"{dist}.dist-info/RECORD,,")
+        zf.writestr(zipfile.ZipInfo(f"{dist}.dist-info/RECORD", date_time=(1980, 1, 1, 0, 0, 0)), "\n".join(record) + "\n")
+    return path
+
+
+def fixture_wheelhouse(folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, versions in FIXTURE_WHEELS.items():
+        for version in versions:
+            make_wheel(folder, name, version, {f"{name}.py": f"__version__ = {version!r}\n"})
+    return folder
+
+
 def pytest_configure(config):
     """The suite's own caches and device-lock namespace: nothing it does touches ~/.cache, and no run of the
-    orchestrator elsewhere on the machine shares a lock (or a uv cache) with it."""
+    orchestrator elsewhere on the machine shares a lock (or a uv cache) with it. uv works offline from the
+    fixture wheelhouse: no test needs a package index."""
     import tempfile
 
     root = Path(tempfile.mkdtemp(prefix="orch-tests-"))
     config._orch_isolated = root
     for var in ISOLATED:
         os.environ[var] = str(root / var.lower())
+    os.environ["UV_FIND_LINKS"] = str(fixture_wheelhouse(root / "wheelhouse"))
+    os.environ["UV_OFFLINE"] = "1"
+    os.environ["UV_NO_INDEX"] = "1"
 
 
 def pytest_unconfigure(config):
@@ -57,9 +99,15 @@ class Outcome:
         return {n for n, s in self.states().items() if s in ("ok", "failed", "skipped")}
 
 
+def repo_pythonpath() -> str:
+    """PYTHONPATH for a child that runs this checkout's orchestrator, keeping what the caller had (an offline
+    machine may carry the test tools there)."""
+    return os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
+
+
 def orch(*args, cwd: Path = REPO, env: dict | None = None, timeout: float = 600) -> Outcome:
     full_env = dict(os.environ)
-    full_env["PYTHONPATH"] = str(REPO)
+    full_env["PYTHONPATH"] = repo_pythonpath()
     full_env.update(env or {})
     res = subprocess.run([sys.executable, "-m", "orchestrator", *map(str, args)], cwd=cwd, env=full_env,
                          capture_output=True, text=True, timeout=timeout)

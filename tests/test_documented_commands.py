@@ -7,12 +7,12 @@ import os
 import subprocess
 import sys
 
-from conftest import REPO
+from conftest import REPO, repo_pythonpath
 
 
 def nox(*args, env: dict, cwd=REPO) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "nox", "-f", str(REPO / "noxfile.py"), *args], cwd=cwd,
-                          env={**os.environ, "PYTHONPATH": str(REPO), **env}, capture_output=True, text=True, timeout=600)
+                          env={**os.environ, "PYTHONPATH": repo_pythonpath(), **env}, capture_output=True, text=True, timeout=600)
 
 
 def test_nox_lists_a_session_per_impl_and_family_even_when_a_family_bears_an_impl_name():

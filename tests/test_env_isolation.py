@@ -9,8 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import FIXTURES, Tree, orch
-from test_host_mode import make_wheel
+from conftest import FIXTURES, Tree, make_wheel, orch
 
 ORIGINAL = "VALUE = 'original'\n"
 READ = ("import json, os, tinypkg\n"

@@ -2,38 +2,14 @@
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import json
 import subprocess
 import sys
-import zipfile
 from pathlib import Path
 
 import pytest
 
-from conftest import FIXTURES, Tree
-
-
-def make_wheel(folder: Path, name: str, version: str, files: dict[str, str], requires: tuple[str, ...] = (),
-               extras: tuple[str, ...] = ()) -> Path:
-    """A minimal valid pure-Python wheel, written by hand so the test needs no network."""
-    dist = f"{name.replace('-', '_')}-{version}"
-    path = folder / f"{dist}-py3-none-any.whl"
-    meta = (f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n" + "".join(f"Provides-Extra: {e}\n" for e in extras)
-            + "".join(f"Requires-Dist: {r}\n" for r in requires))
-    entries = {**files, f"{dist}.dist-info/METADATA": meta,
-               f"{dist}.dist-info/WHEEL": "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n"}
-    record = []
-    with zipfile.ZipFile(path, "w") as zf:
-        for arc, text in entries.items():
-            data = text.encode()
-            zf.writestr(arc, data)
-            digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
-            record.append(f"{arc},sha256={digest},{len(data)}")
-        record.append(f"{dist}.dist-info/RECORD,,")
-        zf.writestr(f"{dist}.dist-info/RECORD", "\n".join(record) + "\n")
-    return path
+from conftest import FIXTURES, Tree, make_wheel
 
 
 def make_base(path: Path, wheels: list[Path]) -> Path:

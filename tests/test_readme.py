@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO
+from conftest import REPO, repo_pythonpath
 
 FENCE = re.compile(r"^```(\w*)\n(.*?)^```", re.M | re.S)
 PARSE_ONLY = ("--executor ray",)  # needs a Ray cluster with GPUs: checked by the parser only
@@ -88,7 +88,7 @@ def _argv(cmd: str, root: Path) -> list[str]:
 
 
 def test_every_readme_command_runs_as_shown(checkout):
-    env = {**os.environ, "PYTHONPATH": str(REPO), "ORCH_FORCE_CPU": "1", "ORCH_IMPLS_DIR": str(checkout / "impls")}
+    env = {**os.environ, "PYTHONPATH": repo_pythonpath(), "ORCH_FORCE_CPU": "1", "ORCH_IMPLS_DIR": str(checkout / "impls")}
     ran = []
     for cmd in readme_commands((REPO / "README.md").read_text(encoding="utf-8")):
         if any(cmd.startswith(n) for n in NOT_RUN):
