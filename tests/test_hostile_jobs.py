@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, orch
+from conftest import REPO, orch, repo_pythonpath
 
 DAEMON = """
 import os, sys, time, glob
@@ -101,7 +101,9 @@ def test_stop_signal_kills_every_job_tree_commits_nothing_and_frees_the_device_a
         "open(os.path.join(os.environ['ORCH_OUT'], 'results.jsonl'), 'w').write('{}\\n')\n"
         "time.sleep(600)\n"
     ), settings="gpu = true")
-    env = dict(os.environ, PYTHONPATH=str(REPO), TMPDIR=str(tmpdir), ORCH_LOCK_DIR=str(tmpdir / "orchestrator-locks"))
+    # ORCH_FORCE_CPU: the job holds this machine's timing slot (device-host.lock) on a GPU machine too
+    env = dict(os.environ, PYTHONPATH=repo_pythonpath(), TMPDIR=str(tmpdir), ORCH_LOCK_DIR=str(tmpdir / "orchestrator-locks"),
+               ORCH_FORCE_CPU="1")
     proc = subprocess.Popen([sys.executable, "-m", "orchestrator", "run", "long", *map(str, tree.args())], cwd=REPO,
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     job_pids: list[int] = []
