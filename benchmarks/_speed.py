@@ -135,7 +135,7 @@ def write_impls(root: Path, n: int = 12) -> tuple[Path, Path]:
         d.mkdir(parents=True, exist_ok=True)
         (d / "bench.py").write_text(IMPL.format(name=d.name))
     suite = root / "suite.toml"
-    suite.write_text('[[workload]]\nname = "x"\n')
+    suite.write_text('[[workload]]\nname = "x"\nbatch = 1\nseq_len = 8\nheads = 1\nhead_dim = 4\ndtype = "float32"\n')
     return impls, suite
 
 

@@ -102,7 +102,7 @@ def main() -> None:
     (impls / "torch_cpu").mkdir(parents=True)
     (impls / "torch_cpu" / "bench.py").write_text(SCRIPT)
     suite = root / "suite.toml"
-    suite.write_text('[[workload]]\nname = "x"\n')
+    suite.write_text('[[workload]]\nname = "x"\nbatch = 1\nseq_len = 8\nheads = 1\nhead_dim = 4\ndtype = "float32"\n')
     uv_exe = str(bindir / "uv")
     job = load_job(impls / "torch_cpu" / "bench.py", "torch_cpu")
 

@@ -39,7 +39,7 @@ def make_tree(root: Path, n: int) -> None:
         d = root / "impls" / f"job{i:05d}"
         d.mkdir(parents=True)
         (d / "bench.py").write_text(BODY)
-    (root / "suite.toml").write_text('[[workload]]\nname = "w"\n')
+    (root / "suite.toml").write_text('[[workload]]\nname = "w"\nbatch = 1\nseq_len = 8\nheads = 1\nhead_dim = 4\ndtype = "float32"\n')
 
 
 def orch(root: Path, python: str, *extra: str) -> tuple[float, subprocess.CompletedProcess]:

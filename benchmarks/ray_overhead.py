@@ -47,7 +47,7 @@ def make_tree(root: Path, n: int) -> list[str]:
     for name in names:
         (root / "impls" / name).mkdir(parents=True)
         (root / "impls" / name / "bench.py").write_text(IMPL.format(name=name))
-    (root / "suite.toml").write_text('[[workload]]\nname = "x"\n')
+    (root / "suite.toml").write_text('[[workload]]\nname = "x"\nbatch = 1\nseq_len = 8\nheads = 1\nhead_dim = 4\ndtype = "float32"\n')
     return names
 
 
