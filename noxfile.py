@@ -15,7 +15,7 @@ import nox
 ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT))
 
-from orchestrator.discover import discover  # noqa: E402
+from orchestrator.model.job import discover  # noqa: E402
 
 nox.options.sessions = ["tests"]
 IMPLS = Path(os.environ.get("ORCH_IMPLS_DIR") or ROOT / "impls").resolve()  # tests point it at a fixture tree

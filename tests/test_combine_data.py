@@ -23,9 +23,9 @@ from attnbench.output import ResultsWriter  # noqa: E402
 from attnbench.record import Env, Record  # noqa: E402
 from attnbench.stats import summarize  # noqa: E402
 from attnbench.suite import Workload  # noqa: E402,F401 - re-exported to the other combine tests
-from orchestrator.fingerprint import Device  # noqa: E402
-from orchestrator.outputs import hash_outputs  # noqa: E402
-from orchestrator.store import Manifest, Store  # noqa: E402
+from orchestrator.model.device import Device  # noqa: E402
+from orchestrator.cache.outputs import hash_outputs  # noqa: E402
+from orchestrator.cache.store import Manifest, Store  # noqa: E402
 
 COMBINE = REPO / "orchestrator" / "stages" / "combine.py"
 STARTED = 1748772000.25  # 2025-06-01T10:00:00Z
@@ -147,7 +147,7 @@ def commit(root: Path, name: str, records_: list[Record] = (), status: str = "ok
 
 def upstream(entry: Path | None, status: str = "ok", reason: str = "", tags: dict | None = None, log_tail: str = "",
              cached: bool = False) -> dict:
-    """One upstream as the scheduler describes it to a stage (orchestrator.scheduler's _upstreams_doc)."""
+    """One upstream as the scheduler describes it to a stage (orchestrator.run.scheduler's _upstreams_doc)."""
     key = entry.name if entry is not None else None
     return {"status": status, "reason": reason, "key": key, "cached": cached,
             "entry": str(entry) if entry is not None else None, "tags": tags or {}, "log_tail": log_tail}

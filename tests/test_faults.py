@@ -143,7 +143,7 @@ def _verify(tree):
 
 
 def test_clean_keeps_an_entry_another_process_is_reading(tree):
-    from orchestrator.store import Store
+    from orchestrator.cache.store import Store
 
     assert tree.run("six_old", extra=["--no-combine"]).returncode == 0
     entry = next((tree.artifacts / "six_old").iterdir())

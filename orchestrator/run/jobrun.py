@@ -9,13 +9,13 @@ import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from orchestrator.context import Context
-from orchestrator.envs import Env, ensure_env, env_changed, env_for, pins_of
-from orchestrator.executor import Launch, LocalExecutor
-from orchestrator.plan import Planned, stage_settings
+from orchestrator.model.context import Context
+from orchestrator.env.isolated import Env, ensure_env, env_changed, env_for, pins_of
+from orchestrator.executors.local import Launch, LocalExecutor
+from orchestrator.run.plan import Planned, stage_settings
 from orchestrator.errors import StoreError
-from orchestrator.outputs import UPSTREAMS_FILE, SourceWatch, check_outputs, hash_outputs
-from orchestrator.store import Manifest, recorded_variables, remove_tree
+from orchestrator.cache.outputs import UPSTREAMS_FILE, SourceWatch, check_outputs, hash_outputs
+from orchestrator.cache.store import Manifest, recorded_variables, remove_tree
 
 SKIP_EXIT = 77  # a script's "cannot run here" (the automake convention); reason in skipped.txt
 SKIP_FILE = "skipped.txt"
@@ -70,7 +70,7 @@ class JobRunner:
         return self.executor_for(p).remote
 
     def cancel(self) -> None:
-        from orchestrator.proc import kill_tools
+        from orchestrator.run.proc import kill_tools
 
         kill_tools()  # env builds under way stop now (their temporary folders are removed as they unwind)
         self.executor.cancel()
@@ -147,7 +147,7 @@ class JobRunner:
             variables["ORCH_UPSTREAMS"] = str(store.entry(p.job.name, p.key) / UPSTREAMS_FILE)
         launch = self.launch(p, env, {**variables, **_live(variables, out)}, gpu_ids)
         if executor.remote:
-            from orchestrator.ray_spec import job_spec
+            from orchestrator.executors.ray.spec import job_spec
 
             launch = replace(launch, spec=job_spec(self.ctx, p, upstream_entries))
         # A remote job runs on a copy of its sources; here, it must leave the originals as it found them.

@@ -9,10 +9,10 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from orchestrator.envcheck import TMP, after_job, discard, intact, record, sweep_tmp
-from orchestrator.hashing import sha256_json
-from orchestrator.proc import run_tool
-from orchestrator.uvtool import Uv
+from orchestrator.env.check import TMP, after_job, discard, intact, record, sweep_tmp
+from orchestrator.cache.hashing import sha256_json
+from orchestrator.run.proc import run_tool
+from orchestrator.env.uv import Uv
 
 ENV_FORMAT = 2  # 2: files copied out of uv's cache (never hardlinked), stat snapshot
 MARKER = "orch-env.json"

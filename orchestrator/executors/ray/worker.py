@@ -22,21 +22,21 @@ from pathlib import Path
 
 from filelock import FileLock
 
-from orchestrator.context import Context
-from orchestrator.envs import default_envs_dir
+from orchestrator.model.context import Context
+from orchestrator.env.isolated import default_envs_dir
 from orchestrator.errors import BuildError, UserError
-from orchestrator.executor import Launch, LocalExecutor
-from orchestrator.fingerprint import detect_device
-from orchestrator.hashing import sha256_bytes, sha256_tree
-from orchestrator.keys import pins_sha256
-from orchestrator.jobrun import JobRunner
-from orchestrator.plan import Planned, job_python
-from orchestrator.proc import run_tool
-from orchestrator.ray_bundle import Bundle
-from orchestrator.ray_spec import ARTIFACT, DEP, SRC, JobSpec, Outcome, Phase
-from orchestrator.scheduler import device_lock_path
-from orchestrator.store import Store
-from orchestrator.workloads import Suite
+from orchestrator.executors.local import Launch, LocalExecutor
+from orchestrator.model.device import detect_device
+from orchestrator.cache.hashing import sha256_bytes, sha256_tree
+from orchestrator.cache.keys import pins_sha256
+from orchestrator.run.jobrun import JobRunner
+from orchestrator.run.plan import Planned, job_python
+from orchestrator.run.proc import run_tool
+from orchestrator.executors.ray.bundle import Bundle
+from orchestrator.executors.ray.spec import ARTIFACT, DEP, SRC, JobSpec, Outcome, Phase
+from orchestrator.run.scheduler import device_lock_path
+from orchestrator.cache.store import Store
+from orchestrator.model.suite import Suite
 
 POLL_S = 0.2  # how often the task's main thread looks up, so that ray.cancel reaches it promptly
 CANCEL_WAIT_S = 10.0
@@ -152,7 +152,7 @@ def materialize(spec: JobSpec, bundles, tmp: Path) -> tuple[Context, Planned, di
         interp=spec.interp, wheelhouses=tuple(Path(w) for w in spec.wheelhouses), offline=spec.offline,
     )
     if spec.base_python is not None:
-        from orchestrator.base import Base
+        from orchestrator.env.host import Base
 
         ctx = replace(ctx, base=Base.probe(spec.base_python, ctx))
     elif not os.access(spec.interp.path, os.X_OK):

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from orchestrator.errors import UserError
-from orchestrator.pep723 import read_script_metadata
+from orchestrator.model.pep723 import read_script_metadata
 
 if sys.version_info >= (3, 11):
     import tomllib

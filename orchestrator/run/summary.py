@@ -5,8 +5,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from orchestrator.context import STAGE, Context
-from orchestrator.jobrun import Result
+from orchestrator.model.context import STAGE, Context
+from orchestrator.run.jobrun import Result
 
 
 

@@ -7,12 +7,12 @@ import re
 import sys
 from dataclasses import dataclass
 
-from orchestrator.context import Context
-from orchestrator.discover import Job
-from orchestrator.keys import TreeHashes, key_inputs, key_of
+from orchestrator.model.context import Context
+from orchestrator.model.job import Job
+from orchestrator.cache.keys import TreeHashes, key_inputs, key_of
 from orchestrator.errors import UserError
-from orchestrator.locks import check_lock, ensure_lock, lock_state, read_lock_text
-from orchestrator.store import Manifest
+from orchestrator.env.pins import check_lock, ensure_lock, lock_state, read_lock_text
+from orchestrator.cache.store import Manifest
 
 
 @dataclass

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from orchestrator.errors import BuildError
-from orchestrator.hashing import source_files
+from orchestrator.cache.hashing import source_files
 
 MAX_BYTES = 1 << 30  # one job's outputs (or one upstream's artifacts) travelling at once
 

@@ -6,8 +6,8 @@ import json
 import os
 from pathlib import Path
 
-from orchestrator.hashing import SKIP_DIRS, SKIP_INFIX, SKIP_SUFFIXES, sha256_file, sha256_tree
-from orchestrator.store import LOGS, MANIFEST, RESERVED
+from orchestrator.cache.hashing import SKIP_DIRS, SKIP_INFIX, SKIP_SUFFIXES, sha256_file, sha256_tree
+from orchestrator.cache.store import LOGS, MANIFEST, RESERVED
 
 MAX_BAD_LINES_SHOWN = 1
 MAX_OUTPUT_DEPTH = 64  # folders below the entry: deeper trees break path limits and recursive tools

@@ -17,7 +17,7 @@ LEFT_OUT = (
 )
 LEFT_OUT_DIRS = tuple(p[:-1] for p in LEFT_OUT if p.endswith("/"))
 LEFT_OUT_FILES = tuple(p for p in LEFT_OUT if not p.endswith("/"))
-# Older names, still read by ray_bundle: folder names and file-name endings left out.
+# Older names, still read by executors/ray/bundle.py: folder names and file-name endings left out.
 SKIP_DIRS = {p for p in LEFT_OUT_DIRS if "*" not in p}
 SKIP_SUFFIXES = (".pyc", ".pyo", ".lock.txt")
 SKIP_INFIX = ".lock.txt.tmp"

@@ -15,11 +15,11 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from orchestrator.discover import Job, canonical_name
-from orchestrator.envs import Env, Interpreter, build_once, create_venv, env_id, freeze
+from orchestrator.model.job import Job, canonical_name
+from orchestrator.env.isolated import Env, Interpreter, build_once, create_venv, env_id, freeze
 from orchestrator.errors import BuildError, UserError
-from orchestrator.hashing import sha256_json
-from orchestrator.proc import run_tool
+from orchestrator.cache.hashing import sha256_json
+from orchestrator.run.proc import run_tool
 
 LAYER_FORMAT = 2
 PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s;\\]+)", re.M)
@@ -68,7 +68,7 @@ class Base:
                 return cls._from_probe(path, saved["probe"])
         except (OSError, ValueError, KeyError):
             pass
-        probe_script = Path(__file__).with_name("base_probe.py")
+        probe_script = Path(__file__).with_name("host_probe.py")
         try:
             data = json.loads(run_tool([path, "-I", str(probe_script)], timeout=120, what=f"probing {path}"))
         except (BuildError, ValueError) as exc:

@@ -9,11 +9,11 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from orchestrator.discover import Job
+from orchestrator.model.job import Job
 from orchestrator.errors import BuildError, UserError
-from orchestrator.hashing import sha256_json
-from orchestrator.proc import run_tool
-from orchestrator.uvtool import Uv
+from orchestrator.cache.hashing import sha256_json
+from orchestrator.run.proc import run_tool
+from orchestrator.env.uv import Uv
 
 LOCK_FORMAT = 1
 INPUTS_LINE = "# inputs-sha256: "

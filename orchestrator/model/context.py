@@ -5,13 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from orchestrator.envs import Interpreter
-from orchestrator.fingerprint import Device
-from orchestrator.store import Store
-from orchestrator.workloads import Suite
+from orchestrator.env.isolated import Interpreter
+from orchestrator.model.device import Device
+from orchestrator.cache.store import Store
+from orchestrator.model.suite import Suite
 
-REPO = Path(__file__).resolve().parent.parent
-STAGE_DIR = Path(__file__).resolve().parent / "stages"
+REPO = Path(__file__).resolve().parents[2]
+STAGE_DIR = Path(__file__).resolve().parents[1] / "stages"
 STAGE = "combine"  # the combine stage's job name, reserved
 
 
@@ -32,13 +32,13 @@ class Context:
     wheelhouses: tuple[Path, ...] = ()
     offline: bool = False
     baseline: str = "torch_math"  # the combine stage's speedup reference
-    base: object | None = None  # host mode: the base interpreter's description (orchestrator.base.Base)
+    base: object | None = None  # host mode: the base interpreter's description (orchestrator.env.host.Base)
     _uv: list = field(default_factory=list, compare=False, repr=False)
 
     def uv(self):
         """uv, looked up on first use only, so a fully cached run never needs it."""
         if not self._uv:
-            from orchestrator.uvtool import find_uv
+            from orchestrator.env.uv import find_uv
 
             self._uv.append(find_uv(self.wheelhouses, self.offline))
         return self._uv[0]

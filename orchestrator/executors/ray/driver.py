@@ -18,10 +18,10 @@ import time
 from pathlib import Path
 
 from orchestrator.errors import BuildError, UserError
-from orchestrator.executor import Launch
-from orchestrator.proc import Finished
-from orchestrator.ray_bundle import Bundle
-from orchestrator.ray_spec import ARTIFACT, JobSpec, Outcome, Phase
+from orchestrator.executors.local import Launch
+from orchestrator.run.proc import Finished
+from orchestrator.executors.ray.bundle import Bundle
+from orchestrator.executors.ray.spec import ARTIFACT, JobSpec, Outcome, Phase
 
 ATTEMPTS = 2  # a job whose node dies mid-run is retried once, then reported failed
 LOST = ("NodeDiedError", "WorkerCrashedError", "ObjectLostError", "LocalRayletDiedError", "RaySystemError",
@@ -70,7 +70,7 @@ class RayExecutor:
             import ray
         except ImportError:
             raise UserError("--executor ray: Ray is not installed (pip install '.[ray]')") from None
-        package = Path(__file__).resolve().parent
+        package = Path(__file__).resolve().parents[2]  # the orchestrator package
         runtime_env = {"py_modules": [str(package)], "excludes": ["__pycache__", "*.pyc"], "env_vars": forwarded_env()}
         where = self.address or os.environ.get("RAY_ADDRESS") or "(a local instance)"
         _reachable(where)
@@ -79,7 +79,7 @@ class RayExecutor:
                      ignore_reinit_error=True)
         except (ConnectionError, RuntimeError, ValueError) as exc:
             raise UserError(f"--executor ray: cannot connect to the Ray cluster at {where}: {str(exc).splitlines()[0]}") from None
-        from orchestrator.ray_worker import execute
+        from orchestrator.executors.ray.worker import execute
 
         self._task = ray.remote(num_returns="streaming", max_retries=0)(execute)
         self._ray = ray

@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from orchestrator.proc import Finished, ProcessGroups, run_captured
+from orchestrator.run.proc import Finished, ProcessGroups, run_captured
 
 
 @dataclass(frozen=True)
@@ -18,7 +18,7 @@ class Launch:
     env: dict
     timeout: float | None
     gpu_ids: tuple[str, ...] = ()
-    spec: object = None  # for executors that run it elsewhere: a portable description (orchestrator.ray_spec.JobSpec)
+    spec: object = None  # for executors that run it elsewhere: a portable description (orchestrator.executors.ray.spec.JobSpec)
 
 
 class LocalExecutor:

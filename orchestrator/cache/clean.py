@@ -13,10 +13,10 @@ import shutil
 import time
 from pathlib import Path
 
-from orchestrator.context import STAGE, Context
-from orchestrator.discover import Job, topo_order
-from orchestrator.hashing import sha256_json
-from orchestrator.store import FAILED, LATEST, LOCKS, STAGING, remove_tree
+from orchestrator.model.context import STAGE, Context
+from orchestrator.model.job import Job, topo_order
+from orchestrator.cache.hashing import sha256_json
+from orchestrator.cache.store import FAILED, LATEST, LOCKS, STAGING, remove_tree
 
 ROOTS = ".roots"
 
@@ -98,8 +98,8 @@ def clean(ctx: Context, jobs: dict[str, Job], everything: bool) -> int:
     """Remove stale entries (or all with everything=True), dead staging folders and failure logs."""
     from filelock import FileLock, Timeout
 
-    from orchestrator.envcheck import sweep_tmp
-    from orchestrator.plan import plan
+    from orchestrator.env.check import sweep_tmp
+    from orchestrator.run.plan import plan
 
     swept = sweep_tmp(ctx.envs_dir)  # temporary folders of env builds whose process is gone
     if swept:

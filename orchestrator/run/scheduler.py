@@ -7,12 +7,12 @@ import os
 import threading
 from pathlib import Path
 
-from orchestrator.context import Context
+from orchestrator.model.context import Context
 from orchestrator.errors import BuildError, StoreError
-from orchestrator.jobrun import JobRunner, Result, result_of
-from orchestrator.keys import TreeHashes
-from orchestrator.plan import Planned, compute_key
-from orchestrator.progress import Progress
+from orchestrator.run.jobrun import JobRunner, Result, result_of
+from orchestrator.cache.keys import TreeHashes
+from orchestrator.run.plan import Planned, compute_key
+from orchestrator.run.progress import Progress
 
 HOST_SLOT = "host"  # the single timing slot of a machine without GPUs
 

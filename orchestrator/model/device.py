@@ -65,7 +65,7 @@ def _from_nvidia_smi() -> tuple[tuple[str, ...], str | None]:
     if not exe:
         return (), None
     from orchestrator.errors import BuildError
-    from orchestrator.proc import run_tool
+    from orchestrator.run.proc import run_tool
 
     try:
         out = run_tool([exe, "--query-gpu=name,driver_version", "--format=csv,noheader"], timeout=30)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from orchestrator.errors import UserError
-from orchestrator.hashing import sha256_bytes
+from orchestrator.cache.hashing import sha256_bytes
 
 if sys.version_info >= (3, 11):
     import tomllib

@@ -1,4 +1,4 @@
-"""Command line: parse arguments, resolve the run's Context, dispatch to a command; map errors to exit codes."""
+"""Command line: parse arguments, dispatch through the command table to a handler; map errors to exit codes."""
 
 from __future__ import annotations
 
@@ -11,6 +11,18 @@ from pathlib import Path
 from orchestrator.errors import StoreError, UserError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+# command -> (module under orchestrator.cli, handler): only the chosen command's module is imported
+COMMANDS = {
+    "run": ("run", "cmd_run"),
+    "combine": ("run", "cmd_combine"),
+    "list": ("inspect", "cmd_list"),
+    "show": ("inspect", "cmd_show"),
+    "reproduce": ("inspect", "cmd_reproduce"),
+    "verify": ("maintain", "cmd_verify"),
+    "lock": ("maintain", "cmd_lock"),
+    "clean": ("maintain", "cmd_clean"),
+    "compare": ("maintain", "cmd_compare"),
+}
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)  # what CI time-outs, `timeout`, systemd, Slurm and a closed terminal send
 
 
@@ -97,11 +109,12 @@ def main(argv: list[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:
         return EXIT_USAGE if exc.code else EXIT_OK
-    from orchestrator import commands
+    import importlib
 
+    module, handler = COMMANDS[args.command]
     _handle_stop_signals()
     try:
-        return getattr(commands, f"cmd_{args.command}")(args)
+        return getattr(importlib.import_module(f"orchestrator.cli.{module}"), handler)(args)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from orchestrator.errors import StoreError, UserError
-from orchestrator.hashing import sha256_file
+from orchestrator.cache.hashing import sha256_file
 
 MANIFEST = "manifest.json"
 LOGS = "_logs"
