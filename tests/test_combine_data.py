@@ -147,7 +147,7 @@ def commit(root: Path, name: str, records_: list[Record] = (), status: str = "ok
 
 def upstream(entry: Path | None, status: str = "ok", reason: str = "", tags: dict | None = None, log_tail: str = "",
              cached: bool = False) -> dict:
-    """One upstream as the scheduler describes it to a stage (orchestrator.run.scheduler's _upstreams_doc)."""
+    """One upstream as the scheduler describes it to a stage (orchestrator.run.stage.upstreams_doc)."""
     key = entry.name if entry is not None else None
     return {"status": status, "reason": reason, "key": key, "cached": cached,
             "entry": str(entry) if entry is not None else None, "tags": tags or {}, "log_tail": log_tail}

@@ -13,7 +13,8 @@ import shutil
 import time
 from pathlib import Path
 
-from orchestrator.model.context import STAGE, Context
+from orchestrator.model.context import Context
+from orchestrator.run.stage import STAGE
 from orchestrator.model.job import Job, topo_order
 from orchestrator.cache.hashing import sha256_json
 from orchestrator.cache.store import FAILED, LATEST, LOCKS, STAGING, remove_tree

@@ -8,10 +8,11 @@ from dataclasses import replace
 from pathlib import Path
 
 from orchestrator.errors import UserError
-from orchestrator.model.context import REPO, STAGE, STAGE_DIR, Context
+from orchestrator.model.context import REPO, Context
+from orchestrator.run.stage import check_reserved
 from orchestrator.env.isolated import Interpreter, default_envs_dir
 from orchestrator.model.device import detect_device
-from orchestrator.model.job import SCRIPT_FILE, Job, discover, load_job, with_upstreams
+from orchestrator.model.job import SCRIPT_FILE, Job, discover, with_upstreams
 from orchestrator.cache.store import Store
 from orchestrator.model.suite import resolve_suite
 
@@ -59,13 +60,8 @@ def warn(text: str) -> None:
 
 def load_jobs(ctx: Context) -> dict[str, Job]:
     jobs = discover(ctx.impls_dir, warn=warn)
-    if STAGE in jobs:
-        raise UserError(f"{jobs[STAGE].folder}: the name {STAGE!r} is reserved for the combine stage")
+    check_reserved(jobs)
     return jobs
-
-
-def stage_job(upstreams: list[str]) -> Job:
-    return replace(load_job(STAGE_DIR / f"{STAGE}.py", STAGE, stage=True), needs=tuple(upstreams))
 
 
 def select(jobs: dict[str, Job], names: list[str], impls_dir: Path | None = None) -> list[str]:

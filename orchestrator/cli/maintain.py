@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from orchestrator.cli.common import load_jobs, make_context, stage_job, warn
+from orchestrator.cli.common import load_jobs, make_context, warn
 from orchestrator.env.isolated import default_envs_dir
 from orchestrator.cache.store import Store
 from orchestrator.model.job import discover, unknown_impl
+from orchestrator.run.stage import stage_job
 
 
 def cmd_verify(args) -> int:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import time
 
-from orchestrator.cli.common import load_jobs, make_context, select, stage_job
+from orchestrator.cli.common import load_jobs, make_context, select
 from orchestrator.errors import UserError
-from orchestrator.model.context import STAGE, Context
+from orchestrator.model.context import Context
 from orchestrator.model.job import Job
+from orchestrator.run.stage import STAGE, stage_job
 
 
 def _decided(ctx: Context, runner, plans: dict, names: list[str]) -> dict:

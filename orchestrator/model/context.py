@@ -11,8 +11,6 @@ from orchestrator.cache.store import Store
 from orchestrator.model.suite import Suite
 
 REPO = Path(__file__).resolve().parents[2]
-STAGE_DIR = Path(__file__).resolve().parents[1] / "stages"
-STAGE = "combine"  # the combine stage's job name, reserved
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,8 @@ from pathlib import Path
 from orchestrator.model.context import Context
 from orchestrator.env.isolated import Env, ensure_env, env_changed, env_for, pins_of
 from orchestrator.executors.local import Launch, LocalExecutor
-from orchestrator.run.plan import Planned, stage_settings
+from orchestrator.run.plan import Planned
+from orchestrator.run.stage import stage_settings
 from orchestrator.errors import StoreError
 from orchestrator.cache.outputs import UPSTREAMS_FILE, SourceWatch, check_outputs, hash_outputs
 from orchestrator.cache.store import Manifest, recorded_variables, remove_tree

@@ -13,6 +13,7 @@ from orchestrator.cache.keys import TreeHashes, key_inputs, key_of
 from orchestrator.errors import UserError
 from orchestrator.env.pins import check_lock, ensure_lock, lock_state, read_lock_text
 from orchestrator.cache.store import Manifest
+from orchestrator.run.stage import stage_settings
 
 
 @dataclass
@@ -116,11 +117,6 @@ def read_lock(job: Job, ctx: Context, on_lock=None, create: bool = True) -> str 
         on_lock(job.name, state)
     ensure_lock(job, None if ctx.locked else ctx.uv(), locked=ctx.locked)
     return read_lock_text(job)
-
-
-def stage_settings(ctx: Context) -> dict:
-    """Run settings a stage reads from its variables (they change its output, so they enter its key)."""
-    return {"ORCH_BASELINE": ctx.baseline}
 
 
 def compute_key(p: Planned, ctx: Context, trees: TreeHashes, upstreams: dict[str, dict]) -> None:

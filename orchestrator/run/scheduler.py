@@ -3,31 +3,15 @@
 from __future__ import annotations
 
 import contextlib
-import os
-import threading
-from pathlib import Path
 
 from orchestrator.model.context import Context
 from orchestrator.errors import BuildError, StoreError
 from orchestrator.run.jobrun import JobRunner, Result, result_of
 from orchestrator.cache.keys import TreeHashes
 from orchestrator.run.plan import Planned, compute_key
+from orchestrator.run.device_locks import HOST_SLOT, device_lock_path
 from orchestrator.run.progress import Progress
-
-HOST_SLOT = "host"  # the single timing slot of a machine without GPUs
-
-
-def device_lock_path(slot: str) -> Path:
-    """Machine-wide lock per GPU (or the host), so timed jobs of different runs never overlap.
-
-    ORCH_LOCK_DIR moves the namespace (the test suite uses its own, so a real run elsewhere never waits on it).
-    """
-    import tempfile
-
-    d = Path(os.environ.get("ORCH_LOCK_DIR") or Path(tempfile.gettempdir()) / "orchestrator-locks")
-    d.mkdir(exist_ok=True)
-    return d / f"device-{slot}.lock"
-
+from orchestrator.run.stage import upstream_outcomes, upstreams_doc
 
 class Scheduler:
     """Event loop over a plan; returns one Result per job."""
@@ -130,8 +114,7 @@ class Scheduler:
 
     def _stage_cached(self, p: Planned) -> bool:
         """Key a stage by its upstreams' keys and outcomes; True when that result is already committed."""
-        ups = {u: {"key": self.results[u].key, "status": self.results[u].status} for u in p.job.needs}
-        compute_key(p, self.ctx, self.trees, ups)
+        compute_key(p, self.ctx, self.trees, upstream_outcomes(p.job, self.results))
         if not p.forced:
             p.cached = self.ctx.store.lookup(p.job.name, p.key)
         if p.cached is not None:
@@ -179,7 +162,7 @@ class Scheduler:
             kind, dev = slot
             gpu_ids = (dev,) if kind == "device" and dev != HOST_SLOT else ()
             ups = {u: self.results[u].entry for u in p.job.needs if self.results[u].entry is not None}
-            doc = self._upstreams_doc(p) if p.job.stage else None
+            doc = upstreams_doc(p.job, self.plans, self.results) if p.job.stage else None
             env = self.envs[p.job.name].result()
             with store.reading([(u, self.results[u].key) for u in ups]), contextlib.ExitStack() as held:
                 if kind == "device":
@@ -192,16 +175,6 @@ class Scheduler:
                 else:
                     self.progress.set(p.job.name, "running")
                 return self.runner.run(p, env, ups, gpu_ids, doc)
-
-    def _upstreams_doc(self, p: Planned) -> dict:
-        """What a stage is told about each upstream, failed ones included (they have no artifact folder)."""
-        doc = {}
-        for u in p.job.needs:
-            r = self.results[u]
-            up = self.plans[u]
-            doc[u] = {"status": r.status, "reason": r.reason, "key": r.key, "cached": r.cached,
-                      "entry": str(r.entry) if r.entry else None, "tags": up.job.tags, "log_tail": r.log_tail}
-        return doc
 
     def _error_result(self, p: Planned, exc: BaseException) -> Result:
         if isinstance(exc, BuildError):

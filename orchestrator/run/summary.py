@@ -5,7 +5,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from orchestrator.model.context import STAGE, Context
+from orchestrator.model.context import Context
+from orchestrator.run.stage import STAGE
 from orchestrator.run.jobrun import Result
 
 

@@ -34,7 +34,7 @@ from orchestrator.run.plan import Planned, job_python
 from orchestrator.run.proc import run_tool
 from orchestrator.executors.ray.bundle import Bundle
 from orchestrator.executors.ray.spec import ARTIFACT, DEP, SRC, JobSpec, Outcome, Phase
-from orchestrator.run.scheduler import device_lock_path
+from orchestrator.run.device_locks import device_lock_path
 from orchestrator.cache.store import Store
 from orchestrator.model.suite import Suite
 
