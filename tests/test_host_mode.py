@@ -196,3 +196,30 @@ def test_a_transitive_conflict_with_the_base_skips_before_running(host):
     assert out.returncode == 0 and out.states() == {"conflicted": "skipped"}, out.stdout + out.stderr
     assert "its requirements cannot be met over the base" in out.stdout and "basepkg>=2" in out.stdout, out.stdout
     assert "must not run" not in out.stdout
+
+
+def test_a_jobs_host_layer_is_worked_out_once_per_run(host, monkeypatch):
+    """Planning (its conflict check), locating the env and building it all need the layer: one resolution serves
+    them all. Counted by the requirement parses it takes (one per direct requirement and resolution)."""
+    import packaging.requirements
+
+    from orchestrator.cli import build_parser
+    from orchestrator.cli.common import load_jobs, make_context
+    from orchestrator.executors.local import LocalExecutor
+    from orchestrator.run.jobrun import JobRunner
+    from orchestrator.run.plan import plan
+
+    tree, base, house, _ = host
+    tree.add_impl("needs_base", "print('ok')\n", deps='["basepkg>=1", "extrapkg"]')
+    args = build_parser().parse_args(["run", "needs_base", *map(str, tree.args(*host_args(base, house)))])
+    ctx = make_context(args)
+    parses = []
+    real = packaging.requirements.Requirement.__init__
+    monkeypatch.setattr(packaging.requirements.Requirement, "__init__",
+                        lambda self, text: (parses.append(text), real(self, text))[1])
+    p = plan(ctx, load_jobs(ctx), ["needs_base"])["needs_base"]
+    assert p.preskip is None
+    runner = JobRunner(ctx, LocalExecutor())
+    env = runner.build_env(p)
+    assert runner.env_of(p) == env
+    assert parses.count("basepkg>=1") == 1 and parses.count("extrapkg") == 1, parses

@@ -50,7 +50,7 @@ def make_context(args, **overrides) -> Context:
     if args.python:
         from orchestrator.env.host import Base
 
-        ctx = replace(ctx, base=Base.probe(args.python, ctx))
+        ctx = replace(ctx, provider=Base.probe(args.python, ctx))
     return ctx
 
 

@@ -29,7 +29,7 @@ def _status_line(ctx: Context, p) -> str:
 
     if p.preskip:
         return f"skip      {p.preskip}"
-    if p.lock_text is None and ctx.base is None:
+    if p.lock_text is None and ctx.provider.uses_locks:
         return f"unlocked  lock {lock_state(p.job)} (run `python -m orchestrator lock {p.job.name}`)"
     if p.cached is not None:
         age = ago(time.time() - p.cached.finished)

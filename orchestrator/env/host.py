@@ -54,6 +54,9 @@ class Base:
     site_dirs: tuple[str, ...]
     packages: dict = field(compare=False)  # canonical name -> version
     markers: dict = field(compare=False)
+    _layers: dict = field(default_factory=dict, compare=False, repr=False)  # layer plans made, one per job
+
+    uses_locks = False  # the layer is resolved over the base: a lock is read if present, never required
 
     @classmethod
     def probe(cls, python: str, ctx) -> "Base":
@@ -83,12 +86,37 @@ class Base:
         pkgs = {canonical_name(n): v for n, v in data["packages"].items()}
         return cls(python=path, version=data["version"], site_dirs=tuple(data["site_dirs"]), packages=pkgs, markers=data["markers"])
 
-    def key_input(self) -> dict:
+    @property
+    def base_python(self) -> str:
+        return self.python
+
+    def interpreter(self, ctx) -> dict:
+        return {"version": self.version, "implementation": self.markers.get("implementation_name")}
+
+    def key_input(self, ctx) -> dict:
+        """The base's packages, plus the wheel files a layer may draw on (they decide its contents)."""
+        wheels = sorted(p.name for wh in ctx.wheelhouses for p in Path(wh).glob("*.whl"))
+        return {**self._base_key(), "wheelhouse": wheels}
+
+    def _base_key(self) -> dict:
         frozen = sorted(f"{n}=={v}" for n, v in self.packages.items())
         return {"python": self.version, "implementation": self.markers.get("implementation_name"), "packages_sha256": sha256_json(frozen)}
 
     # -- what a job needs from the layer -----------------------------------------------------------
     def layer_plan(self, job: Job, lock_text: str | None, ctx) -> "Layer":
+        """The job's layer, worked out once per job and run (planning, locating and building the env all ask)."""
+        memo = (job.name, str(job.script), lock_text)
+        if memo not in self._layers:
+            try:
+                self._layers[memo] = self._layer_plan(job, lock_text, ctx)
+            except BuildError as exc:
+                self._layers[memo] = exc
+        found = self._layers[memo]
+        if isinstance(found, BuildError):
+            raise BuildError(str(found))
+        return found
+
+    def _layer_plan(self, job: Job, lock_text: str | None, ctx) -> "Layer":
         """What the layer installs: the resolved closure over the base. A conflict or gap raises BuildError.
 
         Direct requirements are checked here first (short messages); uv's resolver then finds the whole closure,
@@ -178,7 +206,7 @@ class Base:
         return Interpreter(path=self.python, version=self.version)
 
     def _layer_key(self) -> dict:
-        return {"format": LAYER_FORMAT, "base": self.key_input(), "site_dirs": list(self.site_dirs)}
+        return {"format": LAYER_FORMAT, "base": self._base_key(), "site_dirs": list(self.site_dirs)}
 
     def env_for(self, job: Job, lock_text: str | None, ctx) -> Env:
         """Content-addressed by the resolved closure: what gets installed, not what was asked for."""

@@ -137,6 +137,32 @@ def _isolated(tmp: Path, pins: str, interp: Interpreter, uv: Uv) -> list[str]:
     return freeze(py, uv)
 
 
+class Isolated:
+    """The default EnvProvider: one env per set of pins over this run's interpreter, built from the job's lock."""
+
+    uses_locks = True
+    base_python = None
+    markers = None
+
+    def interpreter(self, ctx) -> dict:
+        return {"version": ctx.interp.version, "implementation": sys.implementation.name}
+
+    def key_input(self, ctx) -> dict | None:
+        return None
+
+    def conflict(self, job, lock_text: str | None, ctx) -> str | None:
+        return None
+
+    def env_for(self, job, lock_text: str | None, ctx) -> Env:
+        return env_for(pins_of(lock_text or ""), ctx.interp, ctx.envs_dir)
+
+    def ensure_env(self, job, lock_text: str | None, ctx) -> Env:
+        return ensure_env(pins_of(lock_text or ""), ctx.interp, ctx.envs_dir, ctx.uv())
+
+
+ISOLATED = Isolated()
+
+
 def pins_of(lock_text: str) -> str:
     """The lock's requirement lines without our header comments (what actually gets installed)."""
     return "".join(line for line in lock_text.splitlines(keepends=True) if not line.startswith("#"))

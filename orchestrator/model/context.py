@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from orchestrator.env.isolated import Interpreter
+from orchestrator.env.isolated import ISOLATED, Interpreter
+from orchestrator.env.provider import EnvProvider
 from orchestrator.model.device import Device
 from orchestrator.cache.store import Store
 from orchestrator.model.suite import Suite
@@ -30,7 +31,7 @@ class Context:
     wheelhouses: tuple[Path, ...] = ()
     offline: bool = False
     baseline: str = "torch_math"  # the combine stage's speedup reference
-    base: object | None = None  # host mode: the base interpreter's description (orchestrator.env.host.Base)
+    provider: EnvProvider = ISOLATED  # where envs come from: isolated (default) or host mode (env.host.Base)
     _uv: list = field(default_factory=list, compare=False, repr=False)
 
     def uv(self):
@@ -40,10 +41,3 @@ class Context:
 
             self._uv.append(find_uv(self.wheelhouses, self.offline))
         return self._uv[0]
-
-    def base_key(self) -> dict | None:
-        """Host mode: the base's packages, plus the wheel files a layer may draw on (they decide its contents)."""
-        if self.base is None:
-            return None
-        wheels = sorted(p.name for wh in self.wheelhouses for p in wh.glob("*.whl"))
-        return {**self.base.key_input(), "wheelhouse": wheels}

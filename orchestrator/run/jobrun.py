@@ -10,7 +10,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from orchestrator.model.context import Context
-from orchestrator.env.isolated import Env, ensure_env, env_changed, env_for, pins_of
+from orchestrator.env.isolated import Env, env_changed
 from orchestrator.executors.local import Launch, LocalExecutor
 from orchestrator.run.plan import Planned
 from orchestrator.run.stage import stage_settings
@@ -79,19 +79,12 @@ class JobRunner:
             self.local.cancel()
 
     # -- environments -------------------------------------------------------------------------
-    def pins(self, p: Planned) -> str:
-        return pins_of(p.lock_text or "")
-
     def env_of(self, p: Planned) -> Env:
         """Where the job's env is (built or not): pure, for reproduce and show."""
-        if self.ctx.base is not None:
-            return self.ctx.base.env_for(p.job, p.lock_text, self.ctx)
-        return env_for(self.pins(p), self.ctx.interp, self.ctx.envs_dir)
+        return self.ctx.provider.env_for(p.job, p.lock_text, self.ctx)
 
     def build_env(self, p: Planned) -> Env:
-        if self.ctx.base is not None:
-            return self.ctx.base.ensure_env(p.job, p.lock_text, self.ctx)
-        return ensure_env(self.pins(p), self.ctx.interp, self.ctx.envs_dir, self.ctx.uv())
+        return self.ctx.provider.ensure_env(p.job, p.lock_text, self.ctx)
 
     # -- variables ----------------------------------------------------------------------------
     def variables(self, p: Planned, env: Env, upstream_entries: dict[str, Path], gpu_ids: tuple[str, ...]) -> dict[str, str]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import re
-import sys
 from dataclasses import dataclass
 
 from orchestrator.model.context import Context
@@ -38,9 +37,7 @@ SIMPLE_CLAUSE = re.compile(r"^\s*(~=|==|!=|<=|>=|<|>)\s*(\d+(?:\.\d+)*)(\.\*)?\s
 
 def job_python(ctx: Context) -> dict:
     """Version and implementation of the interpreter jobs run under: it enters every key (locks pin per Python)."""
-    if ctx.base is not None:
-        return {"version": ctx.base.version, "implementation": ctx.base.markers.get("implementation_name")}
-    return {"version": ctx.interp.version, "implementation": sys.implementation.name}
+    return ctx.provider.interpreter(ctx)
 
 
 def _release(v: str, n: int) -> tuple[int, ...]:
@@ -106,7 +103,7 @@ def read_lock(job: Job, ctx: Context, on_lock=None, create: bool = True) -> str 
     With create=False (list, show) a missing or stale lock gives None instead of calling uv.
     """
     text = read_lock_text(job)
-    if ctx.base is not None:
+    if not ctx.provider.uses_locks:
         return text
     state = lock_state(job, text)
     if state == "ok":
@@ -123,7 +120,7 @@ def compute_key(p: Planned, ctx: Context, trees: TreeHashes, upstreams: dict[str
     """Fill p.inputs and p.key."""
     p.inputs = key_inputs(
         p.job, script=p.job.script.read_bytes(), lock=p.lock_text, trees=trees, upstreams=upstreams,
-        workloads=ctx.suite.key_input(), device=ctx.device.fingerprint, base=ctx.base_key(), python=job_python(ctx),
+        workloads=ctx.suite.key_input(), device=ctx.device.fingerprint, base=ctx.provider.key_input(ctx), python=job_python(ctx),
         variables={v: os.environ.get(v) for v in p.job.env}, settings=stage_settings(ctx) if p.job.stage else None,
     )
     p.key = key_of(p.inputs)
@@ -143,8 +140,7 @@ def plan(ctx: Context, jobs: dict[str, Job], order: list[str], forced: set[str] 
         if p.preskip is None:
             create = create_locks if isinstance(create_locks, bool) else name in create_locks
             p.lock_text = read_lock(job, ctx, on_lock, create)
-            if ctx.base is not None:
-                p.preskip = ctx.base.conflict(job, p.lock_text, ctx)
+            p.preskip = ctx.provider.conflict(job, p.lock_text, ctx)
         if not job.stage:
             compute_key(p, ctx, trees, {up: {"key": plans[up].key} for up in job.needs})
             if not p.forced:
@@ -152,6 +148,6 @@ def plan(ctx: Context, jobs: dict[str, Job], order: list[str], forced: set[str] 
         if not job.stage and p.cached is None and p.preskip is None and p.lock_text is not None and lock_state(job, p.lock_text) == "ok":
             # A cached entry was made from these very pins (they are in its key) after they passed this check,
             # so only jobs about to run pay for it (and for importing packaging).
-            check_lock(job, p.lock_text, ctx.base.markers if ctx.base is not None else None)
+            check_lock(job, p.lock_text, ctx.provider.markers)
         plans[name] = p
     return plans

@@ -64,10 +64,9 @@ def job_spec(ctx, p, upstream_entries: dict[str, Path]) -> JobSpec:
     job = p.job
     folders = [(SRC, job.name, str(job.folder))] + [(DEP, dep.name, str(dep.root)) for dep in job.path_deps]
     folders += [(ARTIFACT, name, str(entry)) for name, entry in sorted(upstream_entries.items())]
-    base = ctx.base
     return JobSpec(
         job=job, key=p.key, inputs=p.inputs, lock_text=p.lock_text, suite_file=ctx.suite.path.name,
         suite=ctx.suite.path.read_bytes(), interp=ctx.interp,
-        base_python=base.python if base is not None else None, wheelhouses=tuple(str(w) for w in ctx.wheelhouses),
+        base_python=ctx.provider.base_python, wheelhouses=tuple(str(w) for w in ctx.wheelhouses),
         offline=ctx.offline, folders=tuple(folders),
     )

@@ -154,7 +154,7 @@ def materialize(spec: JobSpec, bundles, tmp: Path) -> tuple[Context, Planned, di
     if spec.base_python is not None:
         from orchestrator.env.host import Base
 
-        ctx = replace(ctx, base=Base.probe(spec.base_python, ctx))
+        ctx = replace(ctx, provider=Base.probe(spec.base_python, ctx))
     elif not os.access(spec.interp.path, os.X_OK):
         raise BuildError(f"{socket.gethostname()}: no interpreter at {spec.interp.path} (every Ray node needs the "
                          "driver's Python at the same path, or use --python with one that every node has)")
@@ -172,7 +172,7 @@ def mismatch(spec: JobSpec, ctx: Context, job) -> str | None:
                 f"({want['device']}); run the driver on a machine like the Ray workers")
     if job_python(ctx) != want["python"]:
         return f"this node's Python ({job_python(ctx)}) is not the driver's ({want['python']}); keys include it"
-    if ctx.base_key() != want["base"]:
+    if ctx.provider.key_input(ctx) != want["base"]:
         return f"the base interpreter {spec.base_python} differs here from the driver's (packages or wheelhouse)"
     lock = pins_sha256(spec.lock_text)
     script = sha256_bytes(job.script.read_bytes()) if job.script.is_file() else None
