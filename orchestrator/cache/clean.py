@@ -113,7 +113,7 @@ def clean(ctx: Context, jobs: dict[str, Job], everything: bool) -> int:
     if not everything:
         keep = live_roots(ctx)
         if jobs:
-            plans = plan(ctx, jobs, topo_order(jobs), create_locks=False)
+            plans = plan(ctx, jobs, topo_order(jobs))
             keep |= {(n, p.key) for n, p in plans.items()}
     removed = 0
     staging = store.root / STAGING

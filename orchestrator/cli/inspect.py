@@ -44,7 +44,7 @@ def cmd_list(args) -> int:
 
     ctx = make_context(args)
     jobs = load_jobs(ctx)
-    plans = plan(ctx, jobs, select(jobs, ["all"], ctx.impls_dir), create_locks=False)
+    plans = plan(ctx, jobs, select(jobs, ["all"], ctx.impls_dir))
     width = max([len(n) for n in plans] + [4])
     print(f"{'impl':<{width}}  {'family':<16}  status    detail")
     for name, p in plans.items():
@@ -54,10 +54,13 @@ def cmd_list(args) -> int:
 
 
 def _planned(ctx: Context, name: str, create_locks: bool):
-    from orchestrator.run.plan import plan
+    from orchestrator.run.plan import plan, write_locks
 
     jobs = load_jobs(ctx)
-    return plan(ctx, jobs, with_upstreams(jobs, [name]), create_locks=create_locks)
+    names = with_upstreams(jobs, [name])
+    if create_locks:
+        write_locks(ctx, jobs, names)
+    return plan(ctx, jobs, names)
 
 
 def _newest_entry(ctx: Context, name: str):

@@ -48,7 +48,7 @@ def _execute(ctx: Context, jobs: dict[str, Job], to_run: list[str], forced: set[
     """Plan every job the stage needs, run `to_run` (plus the stage), point `latest` at the stage's result."""
     from orchestrator.cache.clean import record_roots
     from orchestrator.run.jobrun import JobRunner
-    from orchestrator.run.plan import plan
+    from orchestrator.run.plan import plan, write_locks
     from orchestrator.run.progress import Progress
     from orchestrator.run.scheduler import Scheduler
     from orchestrator.run.summary import print_summary
@@ -60,12 +60,14 @@ def _execute(ctx: Context, jobs: dict[str, Job], to_run: list[str], forced: set[
     progress = Progress(shown)
     runner = JobRunner(ctx, make_executor(progress))
     try:
-        plans = plan(ctx, jobs, everything, forced, create_locks=frozenset(to_run),
-                     on_lock=lambda n, s: progress.set(n, "locking", f"lock {s}"))
+        write_locks(ctx, jobs, to_run, on_lock=lambda n, s: progress.set(n, "locking", f"lock {s}"))
+        plans = plan(ctx, jobs, everything, forced)
         record_roots(ctx, plans)  # so `clean` in another checkout sharing the artifacts keeps these entries
         initial = _decided(ctx, runner, plans, [n for n in everything if n not in to_run])
         if combine:
-            plans.update(plan(ctx, {STAGE: stage_job(everything)}, [STAGE], forced & {STAGE}))
+            stage_jobs = {STAGE: stage_job(everything)}
+            write_locks(ctx, stage_jobs, [STAGE])
+            plans.update(plan(ctx, stage_jobs, [STAGE], forced & {STAGE}))
         results = Scheduler(ctx, runner, plans, progress, initial=initial).run()
     finally:
         progress.close()

@@ -15,9 +15,12 @@ from orchestrator.cache.store import Manifest
 from orchestrator.run.stage import stage_settings
 
 
-@dataclass
+@dataclass(frozen=True)
 class Planned:
-    """One job's plan: its lock text, key and inputs, and whether it is cached or skipped up front."""
+    """One job's plan: its lock text, key and inputs, and whether it is cached or skipped up front.
+
+    Made once and never changed; a stage's plan has no key until its upstreams ended (`stage.keyed` makes the keyed one).
+    """
 
     job: Job
     lock_text: str | None = None
@@ -97,10 +100,10 @@ def preskip_reason(job: Job, ctx: Context) -> str | None:
     return None
 
 
-def read_lock(job: Job, ctx: Context, on_lock=None, create: bool = True) -> str | None:
+def read_lock(job: Job, ctx: Context, on_lock=None, create: bool = False) -> str | None:
     """The lock text the job's env is built from; host mode neither requires nor creates a lock.
 
-    With create=False (list, show) a missing or stale lock gives None instead of calling uv.
+    With create=False (planning) a missing or stale lock gives None instead of calling uv.
     """
     text = read_lock_text(job)
     if not ctx.provider.uses_locks:
@@ -116,38 +119,47 @@ def read_lock(job: Job, ctx: Context, on_lock=None, create: bool = True) -> str 
     return read_lock_text(job)
 
 
-def compute_key(p: Planned, ctx: Context, trees: TreeHashes, upstreams: dict[str, dict]) -> None:
-    """Fill p.inputs and p.key."""
-    p.inputs = key_inputs(
-        p.job, script=p.job.script.read_bytes(), lock=p.lock_text, trees=trees, upstreams=upstreams,
+def write_locks(ctx: Context, jobs: dict[str, Job], names, on_lock=None) -> None:
+    """The locking phase, before planning: write the missing or stale locks of `names` (the jobs about to run),
+    so that planning itself only reads. With --locked a missing or stale lock is an error instead."""
+    for name in names:
+        job = jobs[name]
+        if preskip_reason(job, ctx) is None:
+            read_lock(job, ctx, on_lock, create=True)
+
+
+def job_key(job: Job, lock_text: str | None, ctx: Context, trees: TreeHashes, upstreams: dict[str, dict]) -> tuple[dict, str]:
+    """A job's key inputs and key."""
+    inputs = key_inputs(
+        job, script=job.script.read_bytes(), lock=lock_text, trees=trees, upstreams=upstreams,
         workloads=ctx.suite.key_input(), device=ctx.device.fingerprint, base=ctx.provider.key_input(ctx), python=job_python(ctx),
-        variables={v: os.environ.get(v) for v in p.job.env}, settings=stage_settings(ctx) if p.job.stage else None,
+        variables={v: os.environ.get(v) for v in job.env}, settings=stage_settings(ctx) if job.stage else None,
     )
-    p.key = key_of(p.inputs)
+    return inputs, key_of(inputs)
 
 
-def plan(ctx: Context, jobs: dict[str, Job], order: list[str], forced: set[str] = frozenset(), on_lock=None,
-         create_locks: bool | frozenset[str] = True) -> dict[str, Planned]:
+def plan(ctx: Context, jobs: dict[str, Job], order: list[str], forced: set[str] | frozenset[str] = frozenset()) -> dict[str, Planned]:
     """Plans in run order; stage jobs (combine) get their key later, once their upstreams' outcomes are known.
 
-    `create_locks` is True, False, or the names whose missing or stale locks may be written (those to run).
+    Reads locks, never writes them (`write_locks` runs first where a run may lock), and runs no job.
     """
     trees = TreeHashes()
     plans: dict[str, Planned] = {}
     for name in order:
         job = jobs[name]
-        p = Planned(job=job, preskip=preskip_reason(job, ctx), forced=name in forced)
-        if p.preskip is None:
-            create = create_locks if isinstance(create_locks, bool) else name in create_locks
-            p.lock_text = read_lock(job, ctx, on_lock, create)
-            p.preskip = ctx.provider.conflict(job, p.lock_text, ctx)
+        preskip, lock_text = preskip_reason(job, ctx), None
+        if preskip is None:
+            lock_text = read_lock(job, ctx)
+            preskip = ctx.provider.conflict(job, lock_text, ctx)
+        inputs = key = cached = None
         if not job.stage:
-            compute_key(p, ctx, trees, {up: {"key": plans[up].key} for up in job.needs})
-            if not p.forced:
-                p.cached = ctx.store.lookup(name, p.key)
-        if not job.stage and p.cached is None and p.preskip is None and p.lock_text is not None and lock_state(job, p.lock_text) == "ok":
+            inputs, key = job_key(job, lock_text, ctx, trees, {up: {"key": plans[up].key} for up in job.needs})
+            if name not in forced:
+                cached = ctx.store.lookup(name, key)
+        if not job.stage and cached is None and preskip is None and lock_text is not None and lock_state(job, lock_text) == "ok":
             # A cached entry was made from these very pins (they are in its key) after they passed this check,
             # so only jobs about to run pay for it (and for importing packaging).
-            check_lock(job, p.lock_text, ctx.provider.markers)
-        plans[name] = p
+            check_lock(job, lock_text, ctx.provider.markers)
+        plans[name] = Planned(job=job, lock_text=lock_text, inputs=inputs, key=key, cached=cached, preskip=preskip,
+                              forced=name in forced)
     return plans

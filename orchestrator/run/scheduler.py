@@ -8,10 +8,10 @@ from orchestrator.model.context import Context
 from orchestrator.errors import BuildError, StoreError
 from orchestrator.run.jobrun import JobRunner, Result, result_of
 from orchestrator.cache.keys import TreeHashes
-from orchestrator.run.plan import Planned, compute_key
+from orchestrator.run.plan import Planned
 from orchestrator.run.device_locks import HOST_SLOT, device_lock_path
 from orchestrator.run.progress import Progress
-from orchestrator.run.stage import upstream_outcomes, upstreams_doc
+from orchestrator.run.stage import keyed, upstreams_doc
 
 class Scheduler:
     """Event loop over a plan; returns one Result per job."""
@@ -19,7 +19,8 @@ class Scheduler:
     def __init__(self, ctx: Context, runner: JobRunner, plans: dict[str, Planned], progress: Progress,
                  initial: dict[str, Result] | None = None) -> None:
         """`initial` holds outcomes decided elsewhere (combine's cached upstreams) that plans may need."""
-        self.ctx, self.runner, self.plans, self.progress = ctx, runner, plans, progress
+        self.ctx, self.runner, self.progress = ctx, runner, progress
+        self.plans = dict(plans)  # a stage's entry is replaced by its keyed plan once its upstreams ended
         self.results: dict[str, Result] = dict(initial or {})
         self.events = None  # a queue.Queue, made only when something has to run
         self.envs: dict = {}  # name -> concurrent.futures.Future of its Env
@@ -37,7 +38,7 @@ class Scheduler:
             elif p.preskip is not None:
                 self._finish(self.runner.commit_preskip(p))
             elif p.job.stage and all(u in self.results for u in p.job.needs):
-                self._stage_cached(p)  # a warm run finds the stage cached without building anything
+                self._stage_cached(name)  # a warm run finds the stage cached without building anything
         pending = [n for n in self.plans if n not in self.results]
         if not pending:
             return self.results
@@ -103,8 +104,10 @@ class Scheduler:
             if exc is not None:
                 self._finish(self._error_result(p, exc))
                 continue
-            if p.job.stage and p.key is None and self._stage_cached(p):
-                continue
+            if p.job.stage and p.key is None:
+                if self._stage_cached(name):
+                    continue
+                p = self.plans[name]
             slot = self._take_slot(p)
             if slot is None:
                 continue
@@ -112,11 +115,9 @@ class Scheduler:
             workers.submit(self._execute, p, slot)
         return len(self.results) > before
 
-    def _stage_cached(self, p: Planned) -> bool:
+    def _stage_cached(self, name: str) -> bool:
         """Key a stage by its upstreams' keys and outcomes; True when that result is already committed."""
-        compute_key(p, self.ctx, self.trees, upstream_outcomes(p.job, self.results))
-        if not p.forced:
-            p.cached = self.ctx.store.lookup(p.job.name, p.key)
+        p = self.plans[name] = keyed(self.plans[name], self.ctx, self.trees, self.results)
         if p.cached is not None:
             self._finish(result_of(p, p.cached, self.ctx.store.entry(p.job.name, p.key), cached=True))
             return True

@@ -35,6 +35,14 @@ def upstream_outcomes(job: Job, results: dict) -> dict[str, dict]:
     return {u: {"key": results[u].key, "status": results[u].status} for u in job.needs}
 
 
+def keyed(p, ctx: Context, trees, results: dict):
+    """The stage's plan with its key (from its upstreams' keys and outcomes) and, unless forced, its cached entry."""
+    from orchestrator.run.plan import job_key
+
+    inputs, key = job_key(p.job, p.lock_text, ctx, trees, upstream_outcomes(p.job, results))
+    return replace(p, inputs=inputs, key=key, cached=None if p.forced else ctx.store.lookup(p.job.name, key))
+
+
 def upstreams_doc(job: Job, plans: dict, results: dict) -> dict:
     """What a stage is told about each upstream, failed ones included (they have no artifact folder)."""
     doc = {}
