@@ -46,6 +46,13 @@ for _family, _names in sorted(_families.items()):
 
 
 @nox.session(python=False)
+def lint(s: nox.Session) -> None:
+    """ruff and mypy over orchestrator/ (config in pyproject.toml; pip install ruff mypy)"""
+    s.run(sys.executable, "-m", "ruff", "check", "orchestrator", *s.posargs, external=True)
+    s.run(sys.executable, "-m", "mypy", external=True)
+
+
+@nox.session(python=False)
 def tests(s: nox.Session) -> None:
     """the test suite (CPU, real uv and subprocesses)"""
     s.run(sys.executable, "-m", "pytest", *s.posargs, external=True)

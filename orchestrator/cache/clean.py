@@ -13,11 +13,11 @@ import shutil
 import time
 from pathlib import Path
 
-from orchestrator.model.context import Context
-from orchestrator.run.stage import STAGE
-from orchestrator.model.job import Job, topo_order
 from orchestrator.cache.hashing import sha256_json
 from orchestrator.cache.store import FAILED, LATEST, LOCKS, STAGING, remove_tree
+from orchestrator.model.context import Context
+from orchestrator.model.job import Job, topo_order
+from orchestrator.run.stage import STAGE
 
 ROOTS = ".roots"
 
@@ -47,7 +47,8 @@ def _write_roots(ctx: Context, keys: dict[str, str]) -> None:
             return  # nothing new (the warm path writes nothing)
         merged = {**(old or {}).get("keys", {}), **keys}
         tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
-        tmp.write_text(json.dumps({"impls_dir": str(ctx.impls_dir), "keys": merged, "updated": time.time()}, indent=1, sort_keys=True))
+        doc = {"impls_dir": str(ctx.impls_dir), "keys": merged, "updated": time.time()}
+        tmp.write_text(json.dumps(doc, indent=1, sort_keys=True))
         os.replace(tmp, path)
 
 
@@ -114,7 +115,7 @@ def clean(ctx: Context, jobs: dict[str, Job], everything: bool) -> int:
         keep = live_roots(ctx)
         if jobs:
             plans = plan(ctx, jobs, topo_order(jobs))
-            keep |= {(n, p.key) for n, p in plans.items()}
+            keep |= {(n, p.key) for n, p in plans.items() if p.key is not None}
     removed = 0
     staging = store.root / STAGING
     for d in sorted(staging.iterdir()) if staging.is_dir() else []:

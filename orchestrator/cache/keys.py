@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from orchestrator.model.job import Job
 from orchestrator.cache.hashing import sha256_bytes, sha256_json, sha256_tree
 from orchestrator.env.pins import normalised_pins
+from orchestrator.model.job import Job
 
 KEY_FORMAT = 2  # 2: the interpreter, normalised lock pins, declared variables; tree hashes follow links
 

@@ -6,12 +6,11 @@ import contextlib
 import fcntl
 import json
 import os
-import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from orchestrator.errors import StoreError, UserError
 from orchestrator.cache.hashing import sha256_file
+from orchestrator.errors import StoreError, UserError
 
 MANIFEST = "manifest.json"
 LOGS = "_logs"
@@ -49,7 +48,7 @@ class Manifest:
         return asdict(self)
 
     @classmethod
-    def from_json(cls, data) -> "Manifest":
+    def from_json(cls, data) -> Manifest:
         """A manifest from its JSON; any other shape (a field missing or of the wrong type) is ValueError."""
         if not isinstance(data, dict):
             raise ValueError(f"a JSON {type(data).__name__}, not an object")

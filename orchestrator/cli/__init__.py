@@ -60,7 +60,8 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m orchestrator", description="Benchmark every implementation in its own uv environment; cache results by content hash.")
+    parser = argparse.ArgumentParser(prog="python -m orchestrator", description=(
+        "Benchmark every implementation in its own uv environment; cache results by content hash."))
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("list", help="each job and whether it is cached, stale or never run")
     _common(p)
@@ -86,7 +87,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("b", type=Path, help="the result set judged against A, same kinds of folder")
     p.add_argument("--threshold", type=float, default=0.05, help="slowdown that counts (default 0.05 = 5%%)")
     p.add_argument("--alpha", type=float, default=0.01, help="Mann-Whitney U significance level (default 0.01)")
-    for name, text in (("show", "manifest, folder and key inputs of a job"), ("reproduce", "print one shell command that reruns a job standalone")):
+    for name, text in (("show", "manifest, folder and key inputs of a job"),
+                       ("reproduce", "print one shell command that reruns a job standalone")):
         p = sub.add_parser(name, help=text)
         _common(p)
         p.add_argument("name", help="an impl name (see `list`)")
@@ -123,5 +125,6 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_FAILED
     except KeyboardInterrupt as exc:
         signum = getattr(exc, "signum", signal.SIGINT)
-        print(f"interrupted ({signal.Signals(signum).name}): running jobs were killed; nothing partial was committed", file=sys.stderr)
+        print(f"interrupted ({signal.Signals(signum).name}): running jobs were killed; nothing partial was committed",
+              file=sys.stderr)
         return 128 + signum

@@ -7,15 +7,14 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+from orchestrator.cache.store import Store
+from orchestrator.env.isolated import Interpreter, default_envs_dir
 from orchestrator.errors import UserError
 from orchestrator.model.context import REPO, Context
-from orchestrator.run.stage import check_reserved
-from orchestrator.env.isolated import Interpreter, default_envs_dir
 from orchestrator.model.device import detect_device
 from orchestrator.model.job import SCRIPT_FILE, Job, discover, with_upstreams
-from orchestrator.cache.store import Store
 from orchestrator.model.suite import resolve_suite
-
+from orchestrator.run.stage import check_reserved
 
 HARNESS = Path("shared") / "attnbench"
 SUITES = HARNESS / "workloads"
@@ -28,7 +27,9 @@ def _gpus(spec: str | None, device) -> tuple[str, ...]:
         return ()
     if spec is None:
         visible = os.environ.get("CUDA_VISIBLE_DEVICES")
-        return tuple(v.strip() for v in visible.split(",") if v.strip()) if visible else tuple(str(i) for i in range(len(device.gpus)))
+        if visible:
+            return tuple(v.strip() for v in visible.split(",") if v.strip())
+        return tuple(str(i) for i in range(len(device.gpus)))
     ids = tuple(s.strip() for s in spec.split(","))
     for i in ids:
         if not i.isdigit() or int(i) >= len(device.gpus):

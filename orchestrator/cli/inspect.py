@@ -7,6 +7,7 @@ import sys
 import time
 from pathlib import Path
 
+from orchestrator.cache.store import Manifest
 from orchestrator.cli.common import load_jobs, make_context, select
 from orchestrator.errors import UserError
 from orchestrator.model.context import Context
@@ -65,7 +66,7 @@ def _planned(ctx: Context, name: str, create_locks: bool):
 
 def _newest_entry(ctx: Context, name: str):
     """The most recently finished sound entry of a job, whatever its inputs: (folder, manifest) or (None, None)."""
-    best = (None, None)
+    best: tuple[Path | None, Manifest | None] = (None, None)
     for folder in ctx.store.entries(name):
         m = ctx.store.lookup(name, folder.name, verify=False)
         if m is not None and (best[1] is None or m.finished > best[1].finished):
@@ -75,7 +76,7 @@ def _newest_entry(ctx: Context, name: str):
 
 def _result_lines(entry: Path, limit: int = 50) -> list[str]:
     """One line per result record of an entry: workload, status, p50 and correctness (at most `limit`)."""
-    lines = []
+    lines: list[str] = []
     for path in sorted(entry.rglob("*.jsonl")):
         if "_logs" in path.relative_to(entry).parts:
             continue
@@ -89,12 +90,13 @@ def _result_lines(entry: Path, limit: int = 50) -> list[str]:
                     continue
                 if not isinstance(rec, dict):
                     continue
-                wl = rec.get("wl") if isinstance(rec.get("wl"), dict) else {}
-                lat = rec.get("lat_ms") if isinstance(rec.get("lat_ms"), dict) else {}
+                wl: dict = rec["wl"] if isinstance(rec.get("wl"), dict) else {}
+                lat: dict = rec["lat_ms"] if isinstance(rec.get("lat_ms"), dict) else {}
                 p50 = lat.get("p50")
                 p50 = f"{p50:.4g} ms" if isinstance(p50, (int, float)) and not isinstance(p50, bool) else "-"
                 status = str(rec.get("status", "ok"))
-                ok = {True: "correct", False: "WRONG"}.get(rec.get("ok"), "")
+                labels: dict = {True: "correct", False: "WRONG"}
+                ok = labels.get(rec.get("ok"), "")
                 reason = f"  {rec.get('reason')}" if rec.get("reason") else ""
                 lines.append(f"  {str(wl.get('name', '?'))[:40]:<24} {status[:10]:<8} {p50:>12}  {ok}{reason[:200]}")
     return lines
@@ -135,7 +137,8 @@ def cmd_reproduce(args) -> int:
     ups = {}
     for up in p.job.needs:
         if plans[up].cached is None:
-            raise UserError(f"{args.name}: upstream {up} has no result at its current key; run `python -m orchestrator run {args.name}` first")
+            raise UserError(f"{args.name}: upstream {up} has no result at its current key; "
+                            f"run `python -m orchestrator run {args.name}` first")
         ups[up] = ctx.store.entry(up, plans[up].key)
     runner = JobRunner(ctx, LocalExecutor())
     print(f"building the environment of {args.name} if needed…", file=sys.stderr)

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from orchestrator.cache.store import Store
 from orchestrator.cli.common import load_jobs, make_context, warn
 from orchestrator.env.isolated import default_envs_dir
-from orchestrator.cache.store import Store
 from orchestrator.model.job import discover, unknown_impl
 from orchestrator.run.stage import stage_job
 
@@ -13,7 +13,8 @@ def cmd_verify(args) -> int:
     checked, problems = Store(args.artifacts.resolve()).verify_all()
     for folder, problem in problems:
         print(f"damaged {folder}: {problem}")
-    print(f"{checked} entries checked, {len(problems)} damaged" + (" (they are ignored, and their jobs rerun)" if problems else ""))
+    note = " (they are ignored, and their jobs rerun)" if problems else ""
+    print(f"{checked} entries checked, {len(problems)} damaged" + note)
     if args.envs:
         from orchestrator.env.check import verify_envs
 

@@ -6,8 +6,8 @@ the relative path, size and mtime_ns of every file (a symlink: its target); on t
 and comparing it costs about 80 ms. It lives outside the env (`<envs>/.snapshots/<id>.json`).
 
 A file that a job adds under `__pycache__` (Python writes bytecode there on import, numba its caches) is not counted
-as a change but is deleted after the job, so a job cannot plant bytecode that a later job would load in place of the source. Each job
-thus compiles what it imports (about 0.4 s for `import torch` on 2 cores); compiling all at build time instead
+as a change but is deleted after the job, so a job cannot plant bytecode that a later job would load in place of the
+source. Each job thus compiles what it imports (about 0.4 s for `import torch` on 2 cores); compiling all at build time instead
 (`--compile-bytecode`) made the torch env rebuild 4 s slower.
 """
 

@@ -15,10 +15,10 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from orchestrator.model.job import Job, canonical_name
+from orchestrator.cache.hashing import sha256_json
 from orchestrator.env.isolated import Env, Interpreter, build_once, create_venv, env_id, freeze
 from orchestrator.errors import BuildError, UserError
-from orchestrator.cache.hashing import sha256_json
+from orchestrator.model.job import Job, canonical_name
 from orchestrator.run.proc import run_tool
 
 LAYER_FORMAT = 2
@@ -59,7 +59,7 @@ class Base:
     uses_locks = False  # the layer is resolved over the base: a lock is read if present, never required
 
     @classmethod
-    def probe(cls, python: str, ctx) -> "Base":
+    def probe(cls, python: str, ctx) -> Base:
         """Ask the interpreter itself (cached by the modification times of its site folders)."""
         path = os.path.abspath(python)  # not realpath: a venv's python must stay that venv's
         if not os.access(path, os.X_OK):
@@ -82,9 +82,10 @@ class Base:
         return cls._from_probe(path, data)
 
     @classmethod
-    def _from_probe(cls, path: str, data: dict) -> "Base":
+    def _from_probe(cls, path: str, data: dict) -> Base:
         pkgs = {canonical_name(n): v for n, v in data["packages"].items()}
-        return cls(python=path, version=data["version"], site_dirs=tuple(data["site_dirs"]), packages=pkgs, markers=data["markers"])
+        return cls(python=path, version=data["version"], site_dirs=tuple(data["site_dirs"]), packages=pkgs,
+                   markers=data["markers"])
 
     @property
     def base_python(self) -> str:
@@ -100,10 +101,11 @@ class Base:
 
     def _base_key(self) -> dict:
         frozen = sorted(f"{n}=={v}" for n, v in self.packages.items())
-        return {"python": self.version, "implementation": self.markers.get("implementation_name"), "packages_sha256": sha256_json(frozen)}
+        return {"python": self.version, "implementation": self.markers.get("implementation_name"),
+                "packages_sha256": sha256_json(frozen)}
 
     # -- what a job needs from the layer -----------------------------------------------------------
-    def layer_plan(self, job: Job, lock_text: str | None, ctx) -> "Layer":
+    def layer_plan(self, job: Job, lock_text: str | None, ctx) -> Layer:
         """The job's layer, worked out once per job and run (planning, locating and building the env all ask)."""
         memo = (job.name, str(job.script), lock_text)
         if memo not in self._layers:
@@ -116,7 +118,7 @@ class Base:
             raise BuildError(str(found))
         return found
 
-    def _layer_plan(self, job: Job, lock_text: str | None, ctx) -> "Layer":
+    def _layer_plan(self, job: Job, lock_text: str | None, ctx) -> Layer:
         """What the layer installs: the resolved closure over the base. A conflict or gap raises BuildError.
 
         Direct requirements are checked here first (short messages); uv's resolver then finds the whole closure,
@@ -154,7 +156,8 @@ class Base:
                 found = [v for v, _ in wheels.get(name, []) if spec.contains(v, prereleases=True)]
                 if not found:
                     seen = ", ".join(v for v, _ in wheels.get(name, [])) or "none"
-                    raise BuildError(f"requirement {text}: not in the base, and no matching wheel in the wheelhouse (found: {seen})")
+                    raise BuildError(f"requirement {text}: not in the base, and no matching wheel in the wheelhouse "
+                                     f"(found: {seen})")
             wanted.append(text)
         install = self._resolve(job, wanted, constraints, ctx) if wanted else ()
         return Layer(install=install, provided=tuple(provided), left_out=job.optional)
@@ -183,7 +186,8 @@ class Base:
             cmd = [uv.exe, "pip", "install", "--dry-run", "--python", self.python, "--break-system-packages",
                    "-r", "requirements.in", "-c", "constraints.txt", "--overrides", "overrides.txt", *uv.source_args()]
             try:
-                out = run_tool(cmd, cwd=folder, env=uv.env(), timeout=300, what=f"resolving {job.name} over the base", both=True, tail=200)
+                out = run_tool(cmd, cwd=folder, env=uv.env(), timeout=300, what=f"resolving {job.name} over the base",
+                               both=True, tail=200)
             except BuildError as exc:
                 reason = unresolvable(str(exc), ctx.offline)
                 if ctx.offline:  # online, a failure may be the network's: try again next time
@@ -217,7 +221,7 @@ class Base:
         layer = self.layer_plan(job, lock_text, ctx)
         return build_once(self.env_for(job, lock_text, ctx), lambda tmp: self._fill(tmp, layer, ctx))
 
-    def _fill(self, tmp: Path, layer: "Layer", ctx) -> list[str]:
+    def _fill(self, tmp: Path, layer: Layer, ctx) -> list[str]:
         """A venv that sees the base's site folders, with exactly the resolved closure installed (no resolving)."""
         uv = ctx.uv()
         py = create_venv(tmp, self.python, uv)
@@ -254,7 +258,7 @@ def unresolvable(message: str, offline: bool) -> str:
     missing = NOT_FOUND.search(text)
     if missing is None:
         return f"its requirements cannot be met over the base: {text}"
-    needed_by = {}
+    needed_by: dict[str, str] = {}
     for owner, dep in DEPENDS.findall(text):
         needed_by.setdefault(canonical_name(dep.split("[")[0]), owner)
     chain, name = [missing.group(1)], canonical_name(missing.group(1))

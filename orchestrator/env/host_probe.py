@@ -9,7 +9,7 @@ from importlib import metadata
 
 def main() -> None:
     site_dirs = [p for p in sys.path if p.rstrip("/").endswith(("site-packages", "dist-packages")) and os.path.isdir(p)]
-    packages = {}
+    packages: dict[str, str] = {}
     for dist in metadata.distributions(path=site_dirs):
         name = dist.metadata["Name"]
         if name:

@@ -9,10 +9,10 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from orchestrator.env.check import TMP, after_job, discard, intact, record, sweep_tmp
 from orchestrator.cache.hashing import sha256_json
-from orchestrator.run.proc import run_tool
+from orchestrator.env.check import TMP, after_job, discard, intact, record, sweep_tmp
 from orchestrator.env.uv import Uv
+from orchestrator.run.proc import run_tool
 
 ENV_FORMAT = 2  # 2: files copied out of uv's cache (never hardlinked), stat snapshot
 MARKER = "orch-env.json"
@@ -31,7 +31,7 @@ class Interpreter:
     version: str
 
     @classmethod
-    def current(cls) -> "Interpreter":
+    def current(cls) -> Interpreter:
         return cls(path=os.path.realpath(sys.executable), version=".".join(map(str, sys.version_info[:3])))
 
     @property
@@ -131,7 +131,8 @@ def _isolated(tmp: Path, pins: str, interp: Interpreter, uv: Uv) -> list[str]:
         return []
     lock = tmp / "orch-pins.txt"
     lock.write_text(pins)
-    run_tool([uv.exe, "pip", "sync", "--quiet", "--python", str(py), "--require-hashes", *uv.install_args(), *uv.source_args(), str(lock)],
+    run_tool([uv.exe, "pip", "sync", "--quiet", "--python", str(py), "--require-hashes", *uv.install_args(),
+              *uv.source_args(), str(lock)],
              cwd=tmp, env=uv.env(), what="installing pins")
     lock.unlink()
     return freeze(py, uv)

@@ -9,11 +9,11 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from orchestrator.model.job import Job
-from orchestrator.errors import BuildError, UserError
 from orchestrator.cache.hashing import sha256_json
-from orchestrator.run.proc import run_tool
 from orchestrator.env.uv import Uv
+from orchestrator.errors import BuildError, UserError
+from orchestrator.model.job import Job
+from orchestrator.run.proc import run_tool
 
 LOCK_FORMAT = 1
 INPUTS_LINE = "# inputs-sha256: "
@@ -22,7 +22,8 @@ MIN_PYTHON = re.compile(r">=\s*(\d+\.\d+)")
 
 def inputs_hash(job: Job) -> str:
     """What the lock was made from: a change here makes the lock stale."""
-    return sha256_json({"format": LOCK_FORMAT, "requires_python": job.requires_python, "requirements": list(job.lock_requirements)})
+    inputs = {"format": LOCK_FORMAT, "requires_python": job.requires_python, "requirements": list(job.lock_requirements)}
+    return sha256_json(inputs)
 
 
 def read_lock_text(job: Job) -> str | None:

@@ -12,9 +12,17 @@ if TYPE_CHECKING:
 
 
 class EnvProvider(Protocol):
-    uses_locks: bool  # False: a missing lock is neither required nor written (host mode resolves over the base)
-    base_python: str | None  # the interpreter every node must have at the same path (host mode), else None
-    markers: dict | None  # environment markers the lock is checked against; None: this interpreter's
+    @property
+    def uses_locks(self) -> bool:
+        """False: a missing lock is neither required nor written (host mode resolves over the base)."""
+
+    @property
+    def base_python(self) -> str | None:
+        """The interpreter every node must have at the same path (host mode), else None."""
+
+    @property
+    def markers(self) -> dict | None:
+        """Environment markers the lock is checked against; None: this interpreter's."""
 
     def interpreter(self, ctx) -> dict:
         """Version and implementation of the interpreter jobs run under (it enters every key)."""

@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from orchestrator.cache.store import Store
 from orchestrator.env.isolated import ISOLATED, Interpreter
 from orchestrator.env.provider import EnvProvider
 from orchestrator.model.device import Device
-from orchestrator.cache.store import Store
 from orchestrator.model.suite import Suite
 
 REPO = Path(__file__).resolve().parents[2]

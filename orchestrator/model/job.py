@@ -183,7 +183,8 @@ def discover(impls_dir: Path, warn=None) -> dict[str, Job]:
         if not NAME.match(folder.name):
             raise UserError(f"{folder}: impl folder name must match [a-z0-9_]+")
         if folder.name in RESERVED_NAMES:
-            raise UserError(f"{folder}: the name {folder.name!r} is reserved for {RESERVED_NAMES[folder.name]}; rename the folder")
+            raise UserError(f"{folder}: the name {folder.name!r} is reserved for {RESERVED_NAMES[folder.name]}; "
+                            "rename the folder")
         jobs[folder.name] = load_job(script, folder.name)
     check_needs(jobs)
     return jobs
@@ -194,7 +195,8 @@ def check_needs(jobs: dict[str, Job]) -> None:
     for job in jobs.values():
         for up in job.needs:
             if up not in jobs:
-                raise UserError(f"{job.script}: [tool.orchestrator] needs: unknown impl {up!r} (known: {', '.join(sorted(jobs))})")
+                known = ", ".join(sorted(jobs))
+                raise UserError(f"{job.script}: [tool.orchestrator] needs: unknown impl {up!r} (known: {known})")
     topo_order(jobs)
 
 
@@ -234,7 +236,8 @@ def topo_order(jobs: dict[str, Job]) -> list[str]:
                 depth[name] = 1 + (depth[below] if below else 0)
                 deepest[name] = below
                 if depth[name] > MAX_NEEDS_DEPTH:
-                    chain, n = [], name
+                    chain: list[str] = []
+                    n: str | None = name
                     while n is not None:
                         chain.append(n)
                         n = deepest[n]

@@ -7,8 +7,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from orchestrator.errors import UserError
 from orchestrator.cache.hashing import sha256_bytes
+from orchestrator.errors import UserError
 
 if sys.version_info >= (3, 11):
     import tomllib

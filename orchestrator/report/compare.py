@@ -112,7 +112,7 @@ def _manifest_time(path: Path, root: Path) -> float | None:
 
 
 def _jsonl_under(folder: Path) -> list[Path]:
-    found = []
+    found: list[Path] = []
     for dirpath, dirnames, filenames in os.walk(folder):
         dirnames[:] = sorted(d for d in dirnames if d != "_logs" and not d.startswith("."))
         found.extend(Path(dirpath, f) for f in filenames if f.endswith(".jsonl"))
@@ -161,7 +161,8 @@ def load(folder: Path, warn) -> dict[tuple[str, str], Sample]:
             s = _sample(rec, f"{path}:{lineno}", when)
             if s is not None:
                 found.setdefault((s.impl, s.workload), []).append(s)
-    out, runs = {}, {}
+    out: dict = {}
+    runs: dict[str, set] = {}
     for key, samples in sorted(found.items()):
         # Unknown times sort oldest; among equal times the later file and line wins (a fixed, stated order).
         out[key] = max(samples, key=lambda s: (s.when is not None, s.when or 0.0, s.source))
@@ -170,8 +171,8 @@ def load(folder: Path, warn) -> dict[tuple[str, str], Sample]:
             runs.setdefault(key[0], set()).update(whens)
     for impl, whens in sorted(runs.items()):
         newest = max((w for w in whens if w is not None), default=None)
-        when = "unknown" if newest is None else _iso(newest)
-        warn(f"{impl}: results of {len(whens)} runs under {folder}; the newest (finished {when}) is used")
+        shown = "unknown" if newest is None else _iso(newest)
+        warn(f"{impl}: results of {len(whens)} runs under {folder}; the newest (finished {shown}) is used")
     return out
 
 
@@ -190,8 +191,8 @@ def _sample(rec, where: str, when: float | None) -> Sample | None:
     if not isinstance(wl, dict) or not isinstance(rec.get("impl"), str):
         return None
     lat = lat if isinstance(lat, dict) else {}
-    raw = lat.get("raw") if isinstance(lat.get("raw"), list) else []
-    raw = tuple(float(x) for x in raw if isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x))
+    listed = lat.get("raw") if isinstance(lat.get("raw"), list) else []
+    raw = tuple(float(x) for x in listed or () if isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x))
     p50 = lat.get("p50")
     p50 = median(raw) if raw else float(p50) if isinstance(p50, (int, float)) and not isinstance(p50, bool) else None
     if p50 is not None and not (math.isfinite(p50) and p50 > 0):

@@ -9,14 +9,14 @@ import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from orchestrator.model.context import Context
-from orchestrator.env.isolated import Env, env_changed
-from orchestrator.executors.local import Launch, LocalExecutor
-from orchestrator.run.plan import Planned
-from orchestrator.run.stage import stage_settings
-from orchestrator.errors import StoreError
 from orchestrator.cache.outputs import UPSTREAMS_FILE, SourceWatch, check_outputs, hash_outputs
 from orchestrator.cache.store import Manifest, recorded_variables, remove_tree
+from orchestrator.env.isolated import Env, env_changed
+from orchestrator.errors import StoreError
+from orchestrator.executors.local import Launch, LocalExecutor
+from orchestrator.model.context import Context
+from orchestrator.run.plan import Planned
+from orchestrator.run.stage import stage_settings
 
 SKIP_EXIT = 77  # a script's "cannot run here" (the automake convention); reason in skipped.txt
 SKIP_FILE = "skipped.txt"
@@ -128,8 +128,10 @@ class JobRunner:
         )
 
     # -- running --------------------------------------------------------------------------------
-    def run(self, p: Planned, env: Env | None, upstream_entries: dict[str, Path], gpu_ids: tuple[str, ...], upstreams_doc=None) -> Result:
+    def run(self, p: Planned, env: Env | None, upstream_entries: dict[str, Path], gpu_ids: tuple[str, ...],
+            upstreams_doc=None) -> Result:
         """Run the job once and commit it if it ended ok or skipped. env is None when the executor builds it remotely."""
+        assert p.key is not None and p.inputs is not None, "a job runs only once keyed"
         store = self.ctx.store
         executor = self.executor_for(p)
         env = env if env is not None else self.env_of(p)  # remote: the same content address, for the manifest
@@ -195,6 +197,7 @@ class JobRunner:
 
     def commit_preskip(self, p: Planned) -> Result:
         """A job that cannot run here is recorded as skipped, without an env, so reports show why."""
+        assert p.key is not None and p.inputs is not None and p.preskip is not None
         staging = self.ctx.store.new_staging(p.job.name, p.key)
         out = staging / "out"
         record = {"impl": p.job.name, "status": "skipped", "reason": p.preskip, "tags": p.job.tags}

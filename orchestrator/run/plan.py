@@ -6,12 +6,12 @@ import os
 import re
 from dataclasses import dataclass
 
+from orchestrator.cache.keys import TreeHashes, key_inputs, key_of
+from orchestrator.cache.store import Manifest
+from orchestrator.env.pins import check_lock, ensure_lock, lock_state, read_lock_text
+from orchestrator.errors import UserError
 from orchestrator.model.context import Context
 from orchestrator.model.job import Job
-from orchestrator.cache.keys import TreeHashes, key_inputs, key_of
-from orchestrator.errors import UserError
-from orchestrator.env.pins import check_lock, ensure_lock, lock_state, read_lock_text
-from orchestrator.cache.store import Manifest
 from orchestrator.run.stage import stage_settings
 
 
@@ -56,7 +56,7 @@ def python_allowed(spec: str, version: str) -> bool | None:
     clauses = [c for c in spec.split(",") if c.strip()]
     matches = [SIMPLE_CLAUSE.match(c) for c in clauses]
     if clauses and all(matches):
-        for m in matches:
+        for m in filter(None, matches):
             op, want, star = m.group(1), m.group(2), m.group(3)
             n = max(len(want.split(".")), len(version.split(".")), 3)
             have, w = _release(version, n), _release(want, n)
@@ -138,7 +138,8 @@ def job_key(job: Job, lock_text: str | None, ctx: Context, trees: TreeHashes, up
     return inputs, key_of(inputs)
 
 
-def plan(ctx: Context, jobs: dict[str, Job], order: list[str], forced: set[str] | frozenset[str] = frozenset()) -> dict[str, Planned]:
+def plan(ctx: Context, jobs: dict[str, Job], order: list[str],
+         forced: set[str] | frozenset[str] = frozenset()) -> dict[str, Planned]:
     """Plans in run order; stage jobs (combine) get their key later, once their upstreams' outcomes are known.
 
     Reads locks, never writes them (`write_locks` runs first where a run may lock), and runs no job.

@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import contextlib
+from typing import TYPE_CHECKING
 
-from orchestrator.model.context import Context
-from orchestrator.errors import BuildError, StoreError
-from orchestrator.run.jobrun import JobRunner, Result, result_of
 from orchestrator.cache.keys import TreeHashes
-from orchestrator.run.plan import Planned
+from orchestrator.errors import BuildError, StoreError
+from orchestrator.model.context import Context
 from orchestrator.run.device_locks import HOST_SLOT, device_lock_path
+from orchestrator.run.jobrun import JobRunner, Result, result_of
+from orchestrator.run.plan import Planned
 from orchestrator.run.progress import Progress
 from orchestrator.run.stage import keyed, upstreams_doc
+
+if TYPE_CHECKING:
+    import queue
+
 
 class Scheduler:
     """Event loop over a plan; returns one Result per job."""
@@ -22,7 +27,7 @@ class Scheduler:
         self.ctx, self.runner, self.progress = ctx, runner, progress
         self.plans = dict(plans)  # a stage's entry is replaced by its keyed plan once its upstreams ended
         self.results: dict[str, Result] = dict(initial or {})
-        self.events = None  # a queue.Queue, made only when something has to run
+        self.events: queue.Queue[tuple] | None = None  # made only when something has to run
         self.envs: dict = {}  # name -> concurrent.futures.Future of its Env
         self.device_slots = list(ctx.gpus) if ctx.device.has_gpu else [HOST_SLOT]
         self.cpu_slots = max(1, ctx.jobs)
@@ -34,6 +39,7 @@ class Scheduler:
             if name in self.results:
                 continue  # decided by the caller (combine's cached upstreams)
             if p.cached is not None:
+                assert p.key is not None  # a cached plan was found by its key
                 self._finish(result_of(p, p.cached, self.ctx.store.entry(name, p.key), cached=True))
             elif p.preskip is not None:
                 self._finish(self.runner.commit_preskip(p))
@@ -50,7 +56,7 @@ class Scheduler:
         import queue
         from concurrent.futures import Future, ThreadPoolExecutor
 
-        self.events = queue.Queue()
+        self.events = events = queue.Queue[tuple]()
         builders = ThreadPoolExecutor(max_workers=max(1, self.ctx.jobs), thread_name_prefix="env")
         workers = ThreadPoolExecutor(max_workers=len(self.device_slots) + self.cpu_slots + len(remote), thread_name_prefix="job")
         try:
@@ -60,11 +66,11 @@ class Scheduler:
                     self.envs[name].set_result(None)
                     continue
                 self.envs[name] = builders.submit(self._build, name)
-                self.envs[name].add_done_callback(lambda f, n=name: self.events.put(("env", n)))
+                self.envs[name].add_done_callback(lambda f, n=name: events.put(("env", n)))
             while not self._all_done():
                 if self._start_ready(pending, workers):
                     continue  # something finished without running: its dependents may be ready now
-                kind, name, *rest = self.events.get()
+                kind, name, *rest = events.get()
                 if kind == "done":
                     self._release(name)
                     self._finish(rest[0])
@@ -93,8 +99,9 @@ class Scheduler:
             if name in self.results or name in self.running or not self.envs[name].done():
                 continue
             p = self.plans[name]
-            ups = [self.results.get(u) for u in p.job.needs]
-            if any(u is None for u in ups):
+            found = [self.results.get(u) for u in p.job.needs]
+            ups = [u for u in found if u is not None]
+            if len(ups) < len(found):
                 continue
             failed = [u.name for u in ups if u.status == "failed"]
             if failed and not p.job.stage:
@@ -138,6 +145,7 @@ class Scheduler:
         if kind == "remote":
             return
         if kind == "device":
+            assert slot is not None
             self.device_slots.append(slot)
             self.device_slots.sort()
         else:
@@ -148,12 +156,14 @@ class Scheduler:
             result = self._execute_locked(p, slot)
         except Exception as exc:  # noqa: BLE001 - any crash becomes this job's failure, not the run's
             result = self._error_result(p, exc)
+        assert self.events is not None  # made before any job is submitted
         self.events.put(("done", p.job.name, result))
 
     def _execute_locked(self, p: Planned, slot: tuple[str, str | None]) -> Result:
         from filelock import FileLock
 
         store = self.ctx.store
+        assert p.key is not None, "a job runs only once keyed"
         with FileLock(str(store.lock_path(p.job.name, p.key))):
             if not p.forced:
                 # Another process may have committed it while we built the env or waited for the lock.
@@ -161,12 +171,13 @@ class Scheduler:
                 if m is not None:
                     return result_of(p, m, store.entry(p.job.name, p.key), cached=True)
             kind, dev = slot
-            gpu_ids = (dev,) if kind == "device" and dev != HOST_SLOT else ()
-            ups = {u: self.results[u].entry for u in p.job.needs if self.results[u].entry is not None}
+            gpu_ids: tuple[str, ...] = (dev,) if kind == "device" and dev is not None and dev != HOST_SLOT else ()
+            ups = {u: entry for u in p.job.needs if (entry := self.results[u].entry) is not None}
             doc = upstreams_doc(p.job, self.plans, self.results) if p.job.stage else None
             env = self.envs[p.job.name].result()
-            with store.reading([(u, self.results[u].key) for u in ups]), contextlib.ExitStack() as held:
-                if kind == "device":
+            reading = [(u, key) for u in ups if (key := self.results[u].key) is not None]  # an entry has a key
+            with store.reading(reading), contextlib.ExitStack() as held:
+                if kind == "device" and dev is not None:
                     what = f"GPU {dev}" if gpu_ids else "this machine's timing slot"
                     self.progress.set(p.job.name, "waiting", f"for {what} (another run may be timing on it)")
                     held.enter_context(FileLock(str(device_lock_path(dev))))

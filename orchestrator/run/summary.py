@@ -6,9 +6,8 @@ import sys
 from pathlib import Path
 
 from orchestrator.model.context import Context
-from orchestrator.run.stage import STAGE
 from orchestrator.run.jobrun import Result
-
+from orchestrator.run.stage import STAGE
 
 
 def exit_code(results: dict[str, Result]) -> int:

@@ -13,8 +13,8 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from orchestrator.errors import BuildError
 from orchestrator.cache.hashing import source_files
+from orchestrator.errors import BuildError
 
 MAX_BYTES = 1 << 30  # one job's outputs (or one upstream's artifacts) travelling at once
 
@@ -33,7 +33,7 @@ class Bundle:
         return sum(len(data) for _, data, _ in self.files)
 
     @classmethod
-    def of(cls, folder: Path, source_tree: bool = False, limit: int = MAX_BYTES) -> "Bundle":
+    def of(cls, folder: Path, source_tree: bool = False, limit: int = MAX_BYTES) -> Bundle:
         """Read a folder; source_tree leaves out what sha256_tree leaves out (caches, build output), links followed."""
         files, dirs, links, others, total = [], [], [], [], 0
         if source_tree:  # exactly the files sha256_tree hashes, so the worker computes the same key input

@@ -16,12 +16,13 @@ import socket
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 from orchestrator.errors import BuildError, UserError
 from orchestrator.executors.local import Launch
-from orchestrator.run.proc import Finished
 from orchestrator.executors.ray.bundle import Bundle
 from orchestrator.executors.ray.spec import ARTIFACT, JobSpec, Outcome, Phase
+from orchestrator.run.proc import Finished
 
 ATTEMPTS = 2  # a job whose node dies mid-run is retried once, then reported failed
 LOST = ("NodeDiedError", "WorkerCrashedError", "ObjectLostError", "LocalRayletDiedError", "RaySystemError",
@@ -59,8 +60,8 @@ class RayExecutor:
         self._lock = threading.Lock()
         self._folders: dict[tuple[str, str], object] = {}  # (role, driver path) -> ObjectRef of its Bundle
         self._running: dict[str, object] = {}  # job name -> its task's ObjectRefGenerator
-        self._ray = None
-        self._task = None
+        self._ray: Any = None  # the ray module, imported by start()
+        self._task: Any = None  # the remote function
 
     def start(self) -> None:
         """Connect (Ray's convention: --ray-address, else RAY_ADDRESS, else a local instance); UserError if it fails."""
@@ -86,7 +87,8 @@ class RayExecutor:
 
     def run(self, launch: Launch, out: Path, logs: Path) -> tuple[Finished, dict]:
         """Run the job on the cluster, re-create its outputs and logs in out/ and logs/; return how it ended and where."""
-        spec: JobSpec = launch.spec
+        spec = launch.spec
+        assert isinstance(spec, JobSpec), "JobRunner gives a remote executor the job's spec"
         name = spec.job.name
         refs = [self._folder(role, path) for role, _, path in spec.folders]
         lost = ""
@@ -108,6 +110,7 @@ class RayExecutor:
             outcome.logs.write_to(logs)
         if outcome.error:
             raise BuildError(outcome.error) if outcome.finished is None else RemoteError(outcome.error)
+        assert outcome.outputs is not None and outcome.finished is not None  # a task that ran sends both
         outcome.outputs.write_to(out)
         where = {**outcome.where, "attempts": attempt, "packages": list(outcome.packages), "env_id": outcome.env_id}
         if lost:

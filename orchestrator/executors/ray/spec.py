@@ -10,10 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from orchestrator.model.job import Job
 from orchestrator.env.isolated import Interpreter
-from orchestrator.run.proc import Finished
 from orchestrator.executors.ray.bundle import Bundle
+from orchestrator.model.job import Job
+from orchestrator.run.proc import Finished
 
 SRC, DEP, ARTIFACT = "src", "dep", "artifact"  # the job's own folder, its path dependencies, upstream entries
 

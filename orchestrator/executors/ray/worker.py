@@ -22,21 +22,21 @@ from pathlib import Path
 
 from filelock import FileLock
 
-from orchestrator.model.context import Context
+from orchestrator.cache.hashing import sha256_bytes, sha256_tree
+from orchestrator.cache.keys import pins_sha256
+from orchestrator.cache.store import Store
 from orchestrator.env.isolated import default_envs_dir
 from orchestrator.errors import BuildError, UserError
 from orchestrator.executors.local import Launch, LocalExecutor
+from orchestrator.executors.ray.bundle import Bundle
+from orchestrator.executors.ray.spec import ARTIFACT, DEP, SRC, JobSpec, Outcome, Phase
+from orchestrator.model.context import Context
 from orchestrator.model.device import detect_device
-from orchestrator.cache.hashing import sha256_bytes, sha256_tree
-from orchestrator.cache.keys import pins_sha256
+from orchestrator.model.suite import Suite
+from orchestrator.run.device_locks import device_lock_path
 from orchestrator.run.jobrun import JobRunner
 from orchestrator.run.plan import Planned, job_python
 from orchestrator.run.proc import run_tool
-from orchestrator.executors.ray.bundle import Bundle
-from orchestrator.executors.ray.spec import ARTIFACT, DEP, SRC, JobSpec, Outcome, Phase
-from orchestrator.run.device_locks import device_lock_path
-from orchestrator.cache.store import Store
-from orchestrator.model.suite import Suite
 
 POLL_S = 0.2  # how often the task's main thread looks up, so that ray.cancel reaches it promptly
 CANCEL_WAIT_S = 10.0
@@ -52,7 +52,7 @@ def execute(spec: JobSpec, *bundles: Bundle):
 
     where = {"executor": "ray", "node_id": ray.get_runtime_context().get_node_id(), "host": socket.gethostname(),
              "gpus": [str(g) for g in ray.get_gpu_ids()]}
-    executor, events = LocalExecutor(), queue.Queue()
+    executor, events = LocalExecutor(), queue.Queue[object]()
     worker = threading.Thread(target=_work, args=(spec, bundles, where, executor, events.put), daemon=True)
     worker.start()
     try:
