@@ -30,6 +30,10 @@ class LocalExecutor:
     def __init__(self) -> None:
         self.groups = ProcessGroups()
 
+    def prepare(self, launch: Launch, ctx, p, upstream_entries: dict[str, Path]) -> Launch:
+        """What the executor needs beyond the launch to run the job; here, nothing (it runs in place)."""
+        return launch
+
     def run(self, launch: Launch, out: Path, logs: Path) -> tuple[Finished, dict]:
         """Run it; return how it ended and where it ran (recorded in the manifest)."""
         env = dict(launch.env, ORCH_OUT=str(out))

@@ -6,7 +6,7 @@ import json
 import os
 import re
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 from orchestrator.cache.outputs import UPSTREAMS_FILE, SourceWatch, check_outputs, hash_outputs
@@ -142,10 +142,7 @@ class JobRunner:
             _write_or_drop(staging, out / UPSTREAMS_FILE, json.dumps(upstreams_doc, indent=1, sort_keys=True))
             variables["ORCH_UPSTREAMS"] = str(store.entry(p.job.name, p.key) / UPSTREAMS_FILE)
         launch = self.launch(p, env, {**variables, **_live(variables, out)}, gpu_ids)
-        if executor.remote:
-            from orchestrator.executors.ray.spec import job_spec
-
-            launch = replace(launch, spec=job_spec(self.ctx, p, upstream_entries))
+        launch = executor.prepare(launch, self.ctx, p, upstream_entries)
         # A remote job runs on a copy of its sources; here, it must leave the originals as it found them.
         watch = None if executor.remote else SourceWatch(_source_roots(p.job))
         try:

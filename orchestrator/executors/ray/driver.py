@@ -85,6 +85,14 @@ class RayExecutor:
         self._task = ray.remote(num_returns="streaming", max_retries=0)(execute)
         self._ray = ray
 
+    def prepare(self, launch: Launch, ctx, p, upstream_entries: dict[str, Path]) -> Launch:
+        """The launch plus the job's portable spec: what a worker on another node needs to rebuild the job."""
+        from dataclasses import replace
+
+        from orchestrator.executors.ray.spec import job_spec
+
+        return replace(launch, spec=job_spec(ctx, p, upstream_entries))
+
     def run(self, launch: Launch, out: Path, logs: Path) -> tuple[Finished, dict]:
         """Run the job on the cluster, re-create its outputs and logs in out/ and logs/; return how it ended and where."""
         spec = launch.spec
