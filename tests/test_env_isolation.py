@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from conftest import FIXTURES, Tree, orch
-from test_host_mode import make_wheel
+from host_layers import make_wheel
 
 ORIGINAL = "VALUE = 'original'\n"
 READ = ("import json, os, tinypkg\n"

@@ -13,7 +13,7 @@ import pytest
 
 from conftest import GPU_SPAN
 from orchestrator.model.device import detect_device
-from test_core import entry_of
+from conftest import entry_of
 
 pytestmark = pytest.mark.skipif(len(detect_device().gpus) < 2, reason="needs a machine with 2 or more NVIDIA GPUs")
 

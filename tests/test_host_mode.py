@@ -2,76 +2,10 @@
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import json
-import subprocess
-import sys
-import zipfile
 from pathlib import Path
 
-import pytest
-
-from conftest import FIXTURES, Tree
-
-
-def make_wheel(folder: Path, name: str, version: str, files: dict[str, str], requires: tuple[str, ...] = (),
-               extras: tuple[str, ...] = ()) -> Path:
-    """A minimal valid pure-Python wheel, written by hand so the test needs no network."""
-    dist = f"{name.replace('-', '_')}-{version}"
-    path = folder / f"{dist}-py3-none-any.whl"
-    meta = (f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n" + "".join(f"Provides-Extra: {e}\n" for e in extras)
-            + "".join(f"Requires-Dist: {r}\n" for r in requires))
-    entries = {**files, f"{dist}.dist-info/METADATA": meta,
-               f"{dist}.dist-info/WHEEL": "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n"}
-    record = []
-    with zipfile.ZipFile(path, "w") as zf:
-        for arc, text in entries.items():
-            data = text.encode()
-            zf.writestr(arc, data)
-            digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
-            record.append(f"{arc},sha256={digest},{len(data)}")
-        record.append(f"{dist}.dist-info/RECORD,,")
-        zf.writestr(f"{dist}.dist-info/RECORD", "\n".join(record) + "\n")
-    return path
-
-
-def make_base(path: Path, wheels: list[Path]) -> Path:
-    """A base venv holding exactly the given wheels (installed offline with pip)."""
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(path)], check=True)
-    py = path / "bin" / "python"
-    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-index", "--no-deps",
-                    "--target", str(next(path.glob("lib/python*/")) / "site-packages"), *map(str, wheels)], check=True)
-    return py
-
-
-@pytest.fixture
-def host(tmp_path, envs_dir):
-    """A base with basepkg 1.0, a wheelhouse with extrapkg 2.0 (needing basepkg) and a .pth-path package."""
-    wheels = tmp_path / "base-wheels"
-    wheels.mkdir()
-    basepkg = make_wheel(wheels, "basepkg", "1.0", {"basepkg/__init__.py": "VERSION = '1.0'\n"})
-    house = tmp_path / "wheelhouse"
-    house.mkdir()
-    make_wheel(house, "extrapkg", "2.0", {"extrapkg/__init__.py": "VERSION = '2.0'\n"},
-               requires=("basepkg>=1", 'fastdep>=1; extra == "fast"'), extras=("fast",))
-    make_wheel(house, "fastdep", "1.1", {"fastdep.py": "VERSION = '1.1'\n"})
-    make_wheel(house, "pthpkg", "0.1", {"pthpkg.pth": "pthpkg_dir\n", "pthpkg_dir/hidden_mod.py": "WHERE = 'via .pth'\n"})
-    base = make_base(tmp_path / "base", [basepkg])
-    tree = Tree(tmp_path / "checkout", tmp_path / "artifacts", envs_dir)
-    (tree.impls).mkdir(parents=True)
-    (tree.root / "suite.toml").write_text((FIXTURES / "tree" / "suite.toml").read_text())
-    return tree, base, house, tmp_path
-
-
-def host_args(base: Path, house: Path) -> list:
-    return ["--python", base, "--wheelhouse", house, "--offline"]
-
-
-WRITE_VERSIONS = """import os, json, basepkg, extrapkg, hidden_mod
-open(os.path.join(os.environ["ORCH_OUT"], "seen.json"), "w").write(json.dumps(
-    {"basepkg": basepkg.VERSION, "extrapkg": extrapkg.VERSION, "hidden": hidden_mod.WHERE}))
-"""
+from host_layers import WRITE_VERSIONS, host_args, make_base, make_wheel
 
 
 def test_layered_impl_runs_offline_and_sees_base_version(host):
