@@ -55,7 +55,7 @@ pathlib.Path(os.environ["ORCH_OUT"], "results.jsonl").write_text(json.dumps(rec)
 
 
 def make_lock(job, uv_exe: str) -> str:
-    from orchestrator import locks
+    from orchestrator.env import pins as locks
     from orchestrator.env.uv import Uv
 
     pins = locks.compile_pins(job, Uv(exe=uv_exe, wheelhouses=(WHEEL.parent,)))
@@ -87,7 +87,7 @@ def main() -> None:
         argv = [a for a in sys.argv[1:] if a != "--fresh-venvs"]
         os.execv(orch_py, [str(orch_py), str(Path(__file__).resolve()), *argv])
     sys.path.insert(0, str(c.REPO))
-    from orchestrator import envs as E
+    from orchestrator.env import isolated as E
     from orchestrator.model.job import load_job
     from orchestrator.env.isolated import Interpreter, ensure_env, env_for, pins_of
     from orchestrator.env.uv import Uv
