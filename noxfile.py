@@ -15,7 +15,7 @@ import nox
 ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT))
 
-from orchestrator.discover import discover  # noqa: E402
+from orchestrator.model.job import discover  # noqa: E402
 
 nox.options.sessions = ["tests"]
 IMPLS = Path(os.environ.get("ORCH_IMPLS_DIR") or ROOT / "impls").resolve()  # tests point it at a fixture tree
@@ -43,6 +43,13 @@ for _family, _names in sorted(_families.items()):
         continue  # a family of one impl that bears its name: the impl's own session runs it
     _session = f"{_family}-family" if _family in JOBS else _family
     nox.session(name=_session, python=False)(_delegate(_names, f"run the {_family} family: {', '.join(_names)}"))
+
+
+@nox.session(python=False)
+def lint(s: nox.Session) -> None:
+    """ruff and mypy over orchestrator/ (config in pyproject.toml; pip install ruff mypy)"""
+    s.run(sys.executable, "-m", "ruff", "check", "orchestrator", *s.posargs, external=True)
+    s.run(sys.executable, "-m", "mypy", external=True)
 
 
 @nox.session(python=False)

@@ -1,5 +1,5 @@
 """Env rebuild: time to rebuild a deleted torch environment whose wheels are already in uv's cache
-(goal <= 1 s), measured in-process around `orchestrator.envs.ensure_env`, and cross-checked through the CLI.
+(goal <= 1 s), measured in-process around `orchestrator.env.isolated.ensure_env`, and cross-checked through the CLI.
 
 How:
 - runs itself inside the orchestrator's benchmark venv (see _speed.py), so envs are made from the same
@@ -8,7 +8,7 @@ How:
   bench.lock.txt is written here: pins from the orchestrator's own `compile_pins` (`uv pip compile --universal
   --generate-hashes ... --find-links /opt/wheels`), checked to pin the local +cpu wheel by its sha256 and no
   nvidia-*/triton package (else it stops: PyPI's torch is a multi-GB CUDA build and is never downloaded), then
-  written by `orchestrator.locks.write_lock` (its header, `# inputs-sha256:` = inputs_hash(job)) and checked
+  written by `orchestrator.env.pins.write_lock` (its header, `# inputs-sha256:` = inputs_hash(job)) and checked
   `lock_state == "ok"`;
 - a private uv cache (UV_CACHE_DIR) in the temp tree, on the same filesystem as the envs folder (as
   ~/.cache/uv and ~/.cache/orchestrator/envs are); envs copy their files out of it (`--link-mode copy`, so no job
@@ -55,8 +55,8 @@ pathlib.Path(os.environ["ORCH_OUT"], "results.jsonl").write_text(json.dumps(rec)
 
 
 def make_lock(job, uv_exe: str) -> str:
-    from orchestrator import locks
-    from orchestrator.uvtool import Uv
+    from orchestrator.env import pins as locks
+    from orchestrator.env.uv import Uv
 
     pins = locks.compile_pins(job, Uv(exe=uv_exe, wheelhouses=(WHEEL.parent,)))
     digest = hashlib.sha256(WHEEL.read_bytes()).hexdigest()
@@ -87,10 +87,10 @@ def main() -> None:
         argv = [a for a in sys.argv[1:] if a != "--fresh-venvs"]
         os.execv(orch_py, [str(orch_py), str(Path(__file__).resolve()), *argv])
     sys.path.insert(0, str(c.REPO))
-    from orchestrator import envs as E
-    from orchestrator.discover import load_job
-    from orchestrator.envs import Interpreter, ensure_env, env_for, pins_of
-    from orchestrator.uvtool import Uv
+    from orchestrator.env import isolated as E
+    from orchestrator.model.job import load_job
+    from orchestrator.env.isolated import Interpreter, ensure_env, env_for, pins_of
+    from orchestrator.env.uv import Uv
 
     args = c.parse_args(__doc__, reps=(5, "timed in-process rebuilds"), cli_reps=(3, "timed CLI rebuilds"),
                         keep=(0, "1: keep the temp tree (envs, uv cache)"))

@@ -4,7 +4,7 @@ How:
 - a temp tree of trivial impls (`dependencies = []`, gpu = false, each writes one results line); every run is
   `python -m orchestrator run <jobs> --no-combine --force`, so every job really runs, with envs already built;
 - both executors run the jobs one at a time: local with `-j 1`, Ray on a one-node cluster with `--num-cpus 1`
-  (started here with tests/test_ray_cluster.py, or the cluster at $RAY_ADDRESS if set - then not one at a time);
+  (started here with tests/ray_cluster.py, or the cluster at $RAY_ADDRESS if set - then not one at a time);
 - per-job cost, from the N-job runs' manifests: the cycle (time between consecutive jobs' process starts, one job
   at a time) minus the job's own process time = what the executor adds per job (env check, spawn, transfer, commit);
 - the fixed cost of a run: whole-process wall time of a run of 1 job, which for Ray includes connecting to the
@@ -86,7 +86,7 @@ def main() -> int:
     env["PYTHONPATH"] = str(REPO)
     cluster = None
     if not os.environ.get("RAY_ADDRESS"):
-        from test_ray_cluster import start_cluster
+        from ray_cluster import start_cluster
 
         cluster = start_cluster(nodes=1, gpus=0, cpus=1)  # one CPU: Ray runs the jobs one at a time, like -j 1
         env["RAY_ADDRESS"] = cluster.address
@@ -104,7 +104,7 @@ def main() -> int:
                 times[kind]["job"].append(j)
     finally:
         if cluster is not None:
-            from test_ray_cluster import stop_cluster
+            from ray_cluster import stop_cluster
 
             stop_cluster(cluster)
         shutil.rmtree(root, ignore_errors=True)

@@ -28,7 +28,7 @@ import _speed as c
 # sys.setprofile trace of a warm cli.main()) or only building envs and running jobs does.
 WARM = ["argparse", "dataclasses", "hashlib", "json", "pathlib", "platform", "re", "shutil", "threading", "tomllib", "uuid"]
 RUN_ONLY = ["subprocess", "concurrent.futures.thread", "queue", "traceback", "socket", "shlex", "tempfile"]
-ORCH = "from orchestrator import cli, commands, plan, scheduler, jobrun, executor, progress, summary"
+ORCH = "import orchestrator.cli, orchestrator.cli.run, orchestrator.run.plan, orchestrator.run.scheduler, orchestrator.run.jobrun, orchestrator.executors.local, orchestrator.run.progress, orchestrator.run.summary"
 
 
 def imported(py, argv, env) -> set[str]:
@@ -72,7 +72,10 @@ def main() -> None:
 
     sys.path.insert(0, str(c.REPO))
     os.environ.update(env)
-    from orchestrator import cli, commands, plan, scheduler, store, summary
+    from orchestrator import cli
+    from orchestrator.cache import store
+    from orchestrator.cli import run as commands  # where `run` looks up make_context and load_jobs
+    from orchestrator.run import plan, scheduler, summary
     phases: dict[str, list[float]] = {}
     current: dict[str, float] = {}
 

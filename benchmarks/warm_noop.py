@@ -80,7 +80,7 @@ def main() -> None:
     env, env_nopyc = c.tool_env(bindir), c.tool_env(bindir, bytecode=False)
     orch = c.orch_cmd(orch_py, impls, root / "artifacts", root / "envs", suite, *(["-j", str(args.jobs)] if args.jobs else []))
     nb, ncwd = c.uvnote_cmd(note_py), note.parent
-    imports = [orch_py, "-c", "from orchestrator import cli, commands, plan, scheduler, jobrun, executor, progress, summary"]
+    imports = [orch_py, "-c", "import orchestrator.cli, orchestrator.cli.run, orchestrator.run.plan, orchestrator.run.scheduler, orchestrator.run.jobrun, orchestrator.executors.local, orchestrator.run.progress, orchestrator.run.summary"]
 
     cold = {"orchestrator": c.timed(orch, cwd=c.REPO, env=env)[0], "uvnote": c.timed(nb, cwd=ncwd, env=env)[0]}
     for _ in range(2):  # untimed warm-ups (also fill the .pyc prefix folder)

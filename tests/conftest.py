@@ -7,6 +7,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -159,3 +160,85 @@ def copy_tree(name: str, dest: Path, artifacts: Path, envs: Path) -> Tree:
 @pytest.fixture
 def tree(tmp_path, envs_dir) -> Tree:
     return copy_tree("tree", tmp_path / "checkout", tmp_path / "artifacts", envs_dir)
+
+
+# -- shared by several test files (kept here so no test file imports another) ------------------------------
+
+def entry_of(artifacts: Path, name: str) -> Path:
+    entries = [p for p in (artifacts / name).iterdir() if p.is_dir()]
+    assert len(entries) == 1, entries
+    return entries[0]
+
+
+# The variables a multi-GPU host sets so that NVLink multicast never takes a shared machine's GPUs out of service.
+NVLS_OFF = {"NCCL_NVLS_ENABLE": "0", "TORCH_SYMM_MEM_DISABLE_MULTICAST": "1", "NVSHMEM_DISABLE_NVLS": "1"}
+DUMP_ENV = (
+    "import json, os\n"
+    f"json.dump({{k: os.environ.get(k) for k in {sorted(NVLS_OFF)!r}}},"
+    " open(os.path.join(os.environ['ORCH_OUT'], 'env.json'), 'w'))\n"
+)
+
+
+FAULTS = {
+    "raises": ("raise RuntimeError('kaboom in the kernel')\n", "kaboom in the kernel"),
+    "segfaults": ("import ctypes\nprint('before the crash', flush=True)\nctypes.string_at(0)\n", "SIGSEGV"),
+    "aborts": ("import os\nos.abort()\n", "SIGABRT"),
+    "exits_nonzero": ("import sys\nprint('giving up', file=sys.stderr)\nsys.exit(5)\n", "exit status 5"),
+    "writes_garbage_jsonl": (
+        "import os\nopen(os.path.join(os.environ['ORCH_OUT'], 'results.jsonl'), 'w').write('{\"ok\": 1}\\nnot json\\n')\n",
+        "results.jsonl:2: not valid JSON",
+    ),
+    "writes_non_object_jsonl": (
+        "import os\nopen(os.path.join(os.environ['ORCH_OUT'], 'r.jsonl'), 'w').write('[1, 2]\\n')\n",
+        "r.jsonl:1: not a JSON object",
+    ),
+    "links_outside": (
+        "import os\nos.symlink('/etc/passwd', os.path.join(os.environ['ORCH_OUT'], 'leak.txt'))\n",
+        "leak.txt is a symbolic link",
+    ),
+}
+
+
+def _alive(pid: int) -> bool:
+    """True while pid runs (a zombie awaiting its reaper counts as dead)."""
+    for _ in range(50):
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (FileNotFoundError, ProcessLookupError):
+            return False
+        if state in ("Z", "X"):
+            return False
+        time.sleep(0.1)
+    return True
+
+
+@pytest.fixture
+def host(tmp_path, envs_dir):
+    """Host mode (tests/host_layers.py): a base with basepkg 1.0, a wheelhouse with extrapkg 2.0 (needing basepkg) and a .pth-path package."""
+    from host_layers import make_base, make_wheel
+
+    wheels = tmp_path / "base-wheels"
+    wheels.mkdir()
+    basepkg = make_wheel(wheels, "basepkg", "1.0", {"basepkg/__init__.py": "VERSION = '1.0'\n"})
+    house = tmp_path / "wheelhouse"
+    house.mkdir()
+    make_wheel(house, "extrapkg", "2.0", {"extrapkg/__init__.py": "VERSION = '2.0'\n"},
+               requires=("basepkg>=1", 'fastdep>=1; extra == "fast"'), extras=("fast",))
+    make_wheel(house, "fastdep", "1.1", {"fastdep.py": "VERSION = '1.1'\n"})
+    make_wheel(house, "pthpkg", "0.1", {"pthpkg.pth": "pthpkg_dir\n", "pthpkg_dir/hidden_mod.py": "WHERE = 'via .pth'\n"})
+    base = make_base(tmp_path / "base", [basepkg])
+    tree = Tree(tmp_path / "checkout", tmp_path / "artifacts", envs_dir)
+    (tree.impls).mkdir(parents=True)
+    (tree.root / "suite.toml").write_text((FIXTURES / "tree" / "suite.toml").read_text())
+    return tree, base, house, tmp_path
+
+
+@pytest.fixture(scope="module")
+def cluster_module():
+    """A two-node local Ray cluster (tests/ray_cluster.py) shared by a module's tests."""
+    pytest.importorskip("ray")
+    from ray_cluster import start_cluster, stop_cluster
+
+    cluster = start_cluster()
+    yield cluster
+    stop_cluster(cluster)

@@ -8,7 +8,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from test_combine_data import (MEASURED, NOT_MEASURED, WRONG, Workload, commit, make_run, measured, run_combine,
+from combine_data import (MEASURED, NOT_MEASURED, WRONG, Workload, commit, make_run, measured, run_combine,
                                upstream, write_upstreams)
 
 NS = "{http://www.w3.org/2000/svg}"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import json
 
-from test_combine_data import (IMPLS, MEASURED, NOT_MEASURED, PARTIAL, WORKLOADS, WRONG, commit, make_run, run_combine,
+from combine_data import (IMPLS, MEASURED, NOT_MEASURED, PARTIAL, WORKLOADS, WRONG, commit, make_run, run_combine,
                                upstream, write_upstreams)
 
 OUTPUTS = ["latency.csv", "latency.svg", "throughput.svg", "speedup.svg", "report.html", "summary.txt", "warnings.txt"]
@@ -106,3 +106,10 @@ def test_an_unreadable_upstreams_file_is_one_line_and_status_2(tmp_path):
     res = run_combine(up, tmp_path / "out")
     assert res.returncode == 2
     assert len(res.stderr.strip().splitlines()) == 1 and str(up) in res.stderr
+
+
+def test_synthetic_run_is_reproducible(tmp_path):
+    a, b = make_run(tmp_path / "a"), make_run(tmp_path / "b")
+    first = (a.parent / "torch_flash").rglob("results.jsonl")
+    second = (b.parent / "torch_flash").rglob("results.jsonl")
+    assert [p.read_text() for p in first] == [p.read_text() for p in second]

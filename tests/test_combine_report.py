@@ -11,7 +11,7 @@ import random
 import re
 import xml.etree.ElementTree as ET
 
-from test_combine_data import STARTED, Env, Workload, commit, measured, run_combine, upstream, write_upstreams
+from combine_data import STARTED, Env, Workload, commit, measured, run_combine, upstream, write_upstreams
 
 NS = "{http://www.w3.org/2000/svg}"
 OUTPUTS = ["latency.csv", "latency.svg", "throughput.svg", "speedup.svg", "report.html", "summary.txt", "warnings.txt"]
@@ -98,7 +98,7 @@ def test_each_shape_family_gets_its_own_chart_and_no_line_crosses_families(tmp_p
 # -- row: the report's rough edges ---------------------------------------------------------------------------
 
 def test_the_not_in_this_chart_list_appears_once_and_run_times_are_iso_utc(tmp_path):
-    from test_combine_data import make_run
+    from combine_data import make_run
     out = tmp_path / "out"
     assert run_combine(make_run(tmp_path / "in"), out).returncode == 0
     html = (out / "report.html").read_text()

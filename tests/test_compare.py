@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.compare import compare, mann_whitney
+from orchestrator.report.compare import compare, mann_whitney
 from orchestrator.errors import UserError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -95,7 +95,7 @@ def test_a_folder_without_results_is_a_one_line_user_error(tmp_path):
 
 
 def test_importing_compare_is_cheap():
-    code = "import sys, orchestrator.compare as c; print(sorted(m for m in ('statistics', 'numpy', 'scipy') if m in sys.modules))"
+    code = "import sys, orchestrator.report.compare as c; print(sorted(m for m in ('statistics', 'numpy', 'scipy') if m in sys.modules))"
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
     assert out.stdout.strip() == "[]"

@@ -6,13 +6,9 @@ import json
 import subprocess
 from pathlib import Path
 
-from conftest import copy_tree
+from conftest import DUMP_ENV, NVLS_OFF, copy_tree, entry_of
 
 
-def entry_of(artifacts: Path, name: str) -> Path:
-    entries = [p for p in (artifacts / name).iterdir() if p.is_dir()]
-    assert len(entries) == 1, entries
-    return entries[0]
 
 
 def test_each_impl_sees_its_own_pinned_version(tree):
@@ -100,13 +96,7 @@ def test_combine_merges_records_into_csv(tree):
     assert "plain,plain,tiny" in csv_text
 
 
-# The variables a multi-GPU host sets so that NVLink multicast never takes a shared machine's GPUs out of service.
-NVLS_OFF = {"NCCL_NVLS_ENABLE": "0", "TORCH_SYMM_MEM_DISABLE_MULTICAST": "1", "NVSHMEM_DISABLE_NVLS": "1"}
-DUMP_ENV = (
-    "import json, os\n"
-    f"json.dump({{k: os.environ.get(k) for k in {sorted(NVLS_OFF)!r}}},"
-    " open(os.path.join(os.environ['ORCH_OUT'], 'env.json'), 'w'))\n"
-)
+
 
 
 def test_jobs_inherit_the_parent_environment(tree):

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import FIXTURES, Tree, make_wheel, orch
+from conftest import FIXTURES, Tree, orch
+from host_layers import make_wheel
 
 ORIGINAL = "VALUE = 'original'\n"
 READ = ("import json, os, tinypkg\n"

@@ -12,26 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO
+from conftest import FAULTS, REPO, _alive
 
-FAULTS = {
-    "raises": ("raise RuntimeError('kaboom in the kernel')\n", "kaboom in the kernel"),
-    "segfaults": ("import ctypes\nprint('before the crash', flush=True)\nctypes.string_at(0)\n", "SIGSEGV"),
-    "aborts": ("import os\nos.abort()\n", "SIGABRT"),
-    "exits_nonzero": ("import sys\nprint('giving up', file=sys.stderr)\nsys.exit(5)\n", "exit status 5"),
-    "writes_garbage_jsonl": (
-        "import os\nopen(os.path.join(os.environ['ORCH_OUT'], 'results.jsonl'), 'w').write('{\"ok\": 1}\\nnot json\\n')\n",
-        "results.jsonl:2: not valid JSON",
-    ),
-    "writes_non_object_jsonl": (
-        "import os\nopen(os.path.join(os.environ['ORCH_OUT'], 'r.jsonl'), 'w').write('[1, 2]\\n')\n",
-        "r.jsonl:1: not a JSON object",
-    ),
-    "links_outside": (
-        "import os\nos.symlink('/etc/passwd', os.path.join(os.environ['ORCH_OUT'], 'leak.txt'))\n",
-        "leak.txt is a symbolic link",
-    ),
-}
+
 
 
 @pytest.mark.parametrize("fault", sorted(FAULTS))
@@ -63,17 +46,7 @@ def test_hang_is_killed_with_its_process_group_at_timeout(tree, tmp_path):
     assert not (tree.artifacts / "hangs").exists()
 
 
-def _alive(pid: int) -> bool:
-    """True while pid runs (a zombie awaiting its reaper counts as dead)."""
-    for _ in range(50):
-        try:
-            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-        except (FileNotFoundError, ProcessLookupError):
-            return False
-        if state in ("Z", "X"):
-            return False
-        time.sleep(0.1)
-    return True
+
 
 
 def _orch_proc(tree, *extra) -> subprocess.Popen:
@@ -143,7 +116,7 @@ def _verify(tree):
 
 
 def test_clean_keeps_an_entry_another_process_is_reading(tree):
-    from orchestrator.store import Store
+    from orchestrator.cache.store import Store
 
     assert tree.run("six_old", extra=["--no-combine"]).returncode == 0
     entry = next((tree.artifacts / "six_old").iterdir())

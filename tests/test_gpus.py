@@ -12,8 +12,8 @@ import json
 import pytest
 
 from conftest import GPU_SPAN
-from orchestrator.fingerprint import detect_device
-from test_core import entry_of
+from orchestrator.model.device import detect_device
+from conftest import entry_of
 
 pytestmark = pytest.mark.skipif(len(detect_device().gpus) < 2, reason="needs a machine with 2 or more NVIDIA GPUs")
 

@@ -3,51 +3,9 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
-import pytest
-
-from conftest import FIXTURES, Tree, make_wheel
-
-
-def make_base(path: Path, wheels: list[Path]) -> Path:
-    """A base venv holding exactly the given wheels (installed offline with pip)."""
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(path)], check=True)
-    py = path / "bin" / "python"
-    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-index", "--no-deps",
-                    "--target", str(next(path.glob("lib/python*/")) / "site-packages"), *map(str, wheels)], check=True)
-    return py
-
-
-@pytest.fixture
-def host(tmp_path, envs_dir):
-    """A base with basepkg 1.0, a wheelhouse with extrapkg 2.0 (needing basepkg) and a .pth-path package."""
-    wheels = tmp_path / "base-wheels"
-    wheels.mkdir()
-    basepkg = make_wheel(wheels, "basepkg", "1.0", {"basepkg/__init__.py": "VERSION = '1.0'\n"})
-    house = tmp_path / "wheelhouse"
-    house.mkdir()
-    make_wheel(house, "extrapkg", "2.0", {"extrapkg/__init__.py": "VERSION = '2.0'\n"},
-               requires=("basepkg>=1", 'fastdep>=1; extra == "fast"'), extras=("fast",))
-    make_wheel(house, "fastdep", "1.1", {"fastdep.py": "VERSION = '1.1'\n"})
-    make_wheel(house, "pthpkg", "0.1", {"pthpkg.pth": "pthpkg_dir\n", "pthpkg_dir/hidden_mod.py": "WHERE = 'via .pth'\n"})
-    base = make_base(tmp_path / "base", [basepkg])
-    tree = Tree(tmp_path / "checkout", tmp_path / "artifacts", envs_dir)
-    (tree.impls).mkdir(parents=True)
-    (tree.root / "suite.toml").write_text((FIXTURES / "tree" / "suite.toml").read_text())
-    return tree, base, house, tmp_path
-
-
-def host_args(base: Path, house: Path) -> list:
-    return ["--python", base, "--wheelhouse", house, "--offline"]
-
-
-WRITE_VERSIONS = """import os, json, basepkg, extrapkg, hidden_mod
-open(os.path.join(os.environ["ORCH_OUT"], "seen.json"), "w").write(json.dumps(
-    {"basepkg": basepkg.VERSION, "extrapkg": extrapkg.VERSION, "hidden": hidden_mod.WHERE}))
-"""
+from host_layers import WRITE_VERSIONS, host_args, make_base, make_wheel
 
 
 def test_layered_impl_runs_offline_and_sees_base_version(host):
@@ -172,3 +130,30 @@ def test_a_transitive_conflict_with_the_base_skips_before_running(host):
     assert out.returncode == 0 and out.states() == {"conflicted": "skipped"}, out.stdout + out.stderr
     assert "its requirements cannot be met over the base" in out.stdout and "basepkg>=2" in out.stdout, out.stdout
     assert "must not run" not in out.stdout
+
+
+def test_a_jobs_host_layer_is_worked_out_once_per_run(host, monkeypatch):
+    """Planning (its conflict check), locating the env and building it all need the layer: one resolution serves
+    them all. Counted by the requirement parses it takes (one per direct requirement and resolution)."""
+    import packaging.requirements
+
+    from orchestrator.cli import build_parser
+    from orchestrator.cli.common import load_jobs, make_context
+    from orchestrator.executors.local import LocalExecutor
+    from orchestrator.run.jobrun import JobRunner
+    from orchestrator.run.plan import plan
+
+    tree, base, house, _ = host
+    tree.add_impl("needs_base", "print('ok')\n", deps='["basepkg>=1", "extrapkg"]')
+    args = build_parser().parse_args(["run", "needs_base", *map(str, tree.args(*host_args(base, house)))])
+    ctx = make_context(args)
+    parses = []
+    real = packaging.requirements.Requirement.__init__
+    monkeypatch.setattr(packaging.requirements.Requirement, "__init__",
+                        lambda self, text: (parses.append(text), real(self, text))[1])
+    p = plan(ctx, load_jobs(ctx), ["needs_base"])["needs_base"]
+    assert p.preskip is None
+    runner = JobRunner(ctx, LocalExecutor())
+    env = runner.build_env(p)
+    assert runner.env_of(p) == env
+    assert parses.count("basepkg>=1") == 1 and parses.count("extrapkg") == 1, parses

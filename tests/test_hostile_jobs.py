@@ -233,7 +233,7 @@ DEEP = (
 def removes_artifacts(tree):
     """Whatever happens, no 5000-deep tree is left for pytest's own (recursive) clean-up of its temp folders."""
     yield
-    from orchestrator.store import remove_tree
+    from orchestrator.cache.store import remove_tree
 
     remove_tree(tree.artifacts)
 

@@ -126,7 +126,7 @@ def test_a_symlink_cycle_does_not_hang_and_is_hashed_once(tree, uv_cache):
 
 
 def test_the_readme_names_the_left_out_list():
-    from orchestrator.hashing import LEFT_OUT
+    from orchestrator.cache.hashing import LEFT_OUT
 
     readme = (REPO / "README.md").read_text()
     assert "LEFT_OUT" in readme and all(f"`{p}`" in readme for p in LEFT_OUT)
@@ -172,7 +172,7 @@ def test_a_lock_rewrite_that_changes_no_pin_keeps_the_cache(tree, uv_cache):
 
 
 def test_reordered_pins_and_hashes_keep_the_key():
-    from orchestrator.keys import pins_sha256
+    from orchestrator.cache.keys import pins_sha256
 
     a = "# h\nb==1 \\\n    --hash=sha256:22 \\\n    --hash=sha256:11\na==2 ; python_version < '3.12' \\\n    --hash=sha256:33\n"
     b = "a==2 ; python_version < '3.12' --hash=sha256:33\n# other header\nb==1 --hash=sha256:11 --hash=sha256:22\n"
@@ -196,7 +196,7 @@ def test_requires_python_excluding_this_interpreter_is_a_preskip(tree, uv_cache)
 def test_requires_python_clauses_match_packaging():
     from packaging.specifiers import SpecifierSet
 
-    from orchestrator.plan import python_allowed
+    from orchestrator.run.plan import python_allowed
 
     for spec in (">=3.10", "<3.12", ">=3.10,<3.12", "==3.11.*", "!=3.11.*", "~=3.10", "~=3.11.2", "<=3.11", ">3.11",
                  "==3.11", ">=3.10.0, <3.14", "===3.11.7", ">= 3.9 , != 3.12.1"):

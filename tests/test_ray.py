@@ -1,6 +1,6 @@
 """`run --executor ray` on a real two-node Ray cluster on this machine: same keys, same checks, same faults handling.
 
-The cluster (tests/test_ray_cluster.py) declares 2 GPUs per node, so GPU jobs are placed on a machine without any;
+The cluster (tests/ray_cluster.py) declares 2 GPUs per node, so GPU jobs are placed on a machine without any;
 its workers get the orchestrator only through the executor's runtime_env, never from this checkout.
 """
 
@@ -17,10 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import GPU_SPAN, REPO, orch
-from test_faults import FAULTS, _alive
-from test_host_mode import WRITE_VERSIONS, host, host_args  # noqa: F401 - host is a fixture
-from test_ray_cluster import cluster_module, start_cluster, stop_cluster  # noqa: F401 - cluster_module is a fixture
+from conftest import FAULTS, GPU_SPAN, REPO, _alive, orch
+from host_layers import WRITE_VERSIONS, host_args
+from ray_cluster import start_cluster, stop_cluster
 
 pytest.importorskip("ray")
 
@@ -269,7 +268,7 @@ def test_node_killed_mid_job_is_retried_or_failed_and_nothing_partial_is_committ
 
 def test_workers_see_the_drivers_gpu_safety_variables(tree, cluster_module):
     """The cluster was started without them: they reach the job only if the driver forwards its own."""
-    from test_core import DUMP_ENV, NVLS_OFF
+    from conftest import DUMP_ENV, NVLS_OFF
 
     tree.add_impl("envdump", DUMP_ENV, settings="gpu = true")
     out = tree.run("envdump", extra=["--executor", "ray", "--no-combine"], env={"RAY_ADDRESS": cluster_module.address, **NVLS_OFF})

@@ -8,9 +8,9 @@ from dataclasses import replace
 import pytest
 
 from orchestrator.errors import BuildError
-from orchestrator.hashing import sha256_tree
-from orchestrator.outputs import check_outputs
-from orchestrator.ray_bundle import Bundle
+from orchestrator.cache.hashing import sha256_tree
+from orchestrator.cache.outputs import check_outputs
+from orchestrator.executors.ray.bundle import Bundle
 
 
 def test_folder_round_trips_with_nested_files_and_empty_dirs(tmp_path):

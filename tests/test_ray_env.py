@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from orchestrator.ray_executor import forwarded_env
+from orchestrator.executors.ray.driver import forwarded_env
 
 
 def test_gpu_and_framework_settings_are_forwarded_but_paths_and_device_choice_are_not():

@@ -8,13 +8,13 @@ from pathlib import Path
 import pytest
 
 from orchestrator.cli import build_parser
-from orchestrator.commands import load_jobs, make_context
-from orchestrator.discover import with_upstreams
+from orchestrator.cli.common import load_jobs, make_context
+from orchestrator.model.job import with_upstreams
 from orchestrator.errors import BuildError
-from orchestrator.plan import plan
-from orchestrator.ray_bundle import Bundle
-from orchestrator.ray_spec import ARTIFACT, job_spec
-from orchestrator.ray_worker import materialize
+from orchestrator.run.plan import plan
+from orchestrator.executors.ray.bundle import Bundle
+from orchestrator.executors.ray.spec import ARTIFACT, job_spec
+from orchestrator.executors.ray.worker import materialize
 
 
 def planned(tree, name):

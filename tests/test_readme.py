@@ -65,7 +65,7 @@ def checkout(tmp_path) -> Path:
     """A scratch checkout: stand-in impls with the real names and settings (writing real records through the
     harness), the real shared/ and results/."""
     sys.path.insert(0, str(REPO))
-    from orchestrator.discover import discover
+    from orchestrator.model.job import discover
 
     root = tmp_path / "checkout"
     for name, job in discover(REPO / "impls").items():

@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from test_combine_data import MEASURED, NOT_MEASURED, WRONG, Workload, make_run, run_combine
+from combine_data import MEASURED, NOT_MEASURED, WRONG, Workload, make_run, run_combine
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

@@ -1,0 +1,76 @@
+"""What every command starts from: the run's Context from the arguments, the discovered jobs, a selection."""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+from orchestrator.cache.store import Store
+from orchestrator.env.isolated import Interpreter, default_envs_dir
+from orchestrator.errors import UserError
+from orchestrator.model.context import REPO, Context
+from orchestrator.model.device import detect_device
+from orchestrator.model.job import SCRIPT_FILE, Job, discover, with_upstreams
+from orchestrator.model.suite import resolve_suite
+from orchestrator.run.stage import check_reserved
+
+HARNESS = Path("shared") / "attnbench"
+SUITES = HARNESS / "workloads"
+
+
+def _gpus(spec: str | None, device) -> tuple[str, ...]:
+    if not device.has_gpu:
+        if spec:
+            raise UserError(f"--gpus {spec}: no NVIDIA GPU on this machine")
+        return ()
+    if spec is None:
+        visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+        if visible:
+            return tuple(v.strip() for v in visible.split(",") if v.strip())
+        return tuple(str(i) for i in range(len(device.gpus)))
+    ids = tuple(s.strip() for s in spec.split(","))
+    for i in ids:
+        if not i.isdigit() or int(i) >= len(device.gpus):
+            raise UserError(f"--gpus {spec}: {i!r} is not a GPU index of this machine (0..{len(device.gpus) - 1})")
+    return ids
+
+
+def make_context(args, **overrides) -> Context:
+    device = detect_device()
+    impls_dir = args.impls_dir.resolve()
+    suites_dir = args.suites_dir or next((d for d in (impls_dir.parent / SUITES, REPO / SUITES) if d.is_dir()), REPO / SUITES)
+    harness = next((d for d in (impls_dir.parent / HARNESS, REPO / HARNESS) if (d / "suite.py").is_file()), REPO / HARNESS)
+    suite = resolve_suite(args.workloads or ("seed" if device.has_gpu else "smoke"), suites_dir, harness)
+    ctx = Context(
+        impls_dir=impls_dir, store=Store(args.artifacts.resolve()), envs_dir=(args.envs_dir or default_envs_dir()).resolve(),
+        suite=suite, device=device, interp=Interpreter.current(), wheelhouses=tuple(args.wheelhouse), offline=args.offline,
+        gpus=_gpus(getattr(args, "gpus", None), device), **overrides,
+    )
+    if args.python:
+        from orchestrator.env.host import Base
+
+        ctx = replace(ctx, provider=Base.probe(args.python, ctx))
+    return ctx
+
+
+def warn(text: str) -> None:
+    print(f"warning: {text}", file=sys.stderr)
+
+
+def load_jobs(ctx: Context) -> dict[str, Job]:
+    jobs = discover(ctx.impls_dir, warn=warn)
+    check_reserved(jobs)
+    return jobs
+
+
+def select(jobs: dict[str, Job], names: list[str], impls_dir: Path | None = None) -> list[str]:
+    """The named jobs (or all) plus their upstreams; an empty selection is a usage error, never '1 ok'."""
+    if names == ["all"]:
+        if not jobs and impls_dir is not None:
+            raise UserError(f"{impls_dir}: no impls found (a folder <name>/ with a {SCRIPT_FILE}); nothing to run")
+        return with_upstreams(jobs, sorted(jobs))
+    if "all" in names:
+        raise UserError("run: give either 'all' or impl names, not both")
+    return with_upstreams(jobs, names)

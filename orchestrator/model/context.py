@@ -1,0 +1,43 @@
+"""Run-wide settings resolved once from the command line and the machine, passed to every step."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from orchestrator.cache.store import Store
+from orchestrator.env.isolated import ISOLATED, Interpreter
+from orchestrator.env.provider import EnvProvider
+from orchestrator.model.device import Device
+from orchestrator.model.suite import Suite
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@dataclass(frozen=True)
+class Context:
+    """Where things live and how this run behaves; no global state anywhere else."""
+
+    impls_dir: Path
+    store: Store
+    envs_dir: Path
+    suite: Suite
+    device: Device
+    interp: Interpreter
+    locked: bool = False
+    force: bool = False
+    jobs: int = 2
+    gpus: tuple[str, ...] = ()
+    wheelhouses: tuple[Path, ...] = ()
+    offline: bool = False
+    baseline: str = "torch_math"  # the combine stage's speedup reference
+    provider: EnvProvider = ISOLATED  # where envs come from: isolated (default) or host mode (env.host.Base)
+    _uv: list = field(default_factory=list, compare=False, repr=False)
+
+    def uv(self):
+        """uv, looked up on first use only, so a fully cached run never needs it."""
+        if not self._uv:
+            from orchestrator.env.uv import find_uv
+
+            self._uv.append(find_uv(self.wheelhouses, self.offline))
+        return self._uv[0]

@@ -1,0 +1,1 @@
+"""Reports over finished results: comparing two result sets."""

@@ -1,0 +1,1 @@
+"""One run: plan keys, schedule jobs, run each (proc is the one place that starts subprocesses), summarize."""

@@ -1,0 +1,271 @@
+"""One job's life after planning: environment, variables, run, output checks, manifest, commit."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from orchestrator.cache.outputs import UPSTREAMS_FILE, SourceWatch, check_outputs, hash_outputs
+from orchestrator.cache.store import Manifest, recorded_variables, remove_tree
+from orchestrator.env.isolated import Env, env_changed
+from orchestrator.errors import StoreError
+from orchestrator.executors.local import Launch, LocalExecutor
+from orchestrator.model.context import Context
+from orchestrator.run.plan import Planned
+from orchestrator.run.stage import stage_settings
+
+SKIP_EXIT = 77  # a script's "cannot run here" (the automake convention); reason in skipped.txt
+SKIP_FILE = "skipped.txt"
+DROPPED_VARS = ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV", "PYTHONSTARTUP", "CONDA_PREFIX")
+
+
+@dataclass(frozen=True)
+class Result:
+    """How a job ended in this run. status: ok | skipped | failed; cached says it was not rerun."""
+
+    name: str
+    status: str
+    reason: str = ""
+    key: str | None = None
+    entry: Path | None = None
+    duration: float = 0.0
+    cached: bool = False
+    log_tail: str = ""
+
+    @property
+    def has_records(self) -> bool:
+        """Whether an ok job left any result lines (a job that wrote none did nothing worth reporting)."""
+        if self.entry is None:
+            return False
+        return any(f.stat().st_size > 0 for f in self.entry.rglob("*.jsonl") if f.is_file())
+
+
+def artifact_var(name: str) -> str:
+    return "ORCH_ARTIFACTS_" + re.sub(r"[^A-Za-z0-9]", "_", name).upper()
+
+
+def result_of(p: Planned, manifest: Manifest, entry: Path, cached: bool) -> Result:
+    return Result(p.job.name, manifest.status, manifest.reason, p.key, entry, manifest.duration, cached=cached)
+
+
+class JobRunner:
+    """Builds envs and runs planned jobs through an executor; commits what succeeded, never what failed.
+
+    With a remote executor (Ray) stages such as combine still run here: they read committed entries in place.
+    """
+
+    def __init__(self, ctx: Context, executor) -> None:
+        self.ctx = ctx
+        self.executor = executor
+        self.local = LocalExecutor() if executor.remote else executor
+
+    def executor_for(self, p: Planned):
+        return self.local if p.job.stage else self.executor
+
+    def remote(self, p: Planned) -> bool:
+        """True when the job's env is built, and the job placed, by its executor elsewhere (not by the scheduler)."""
+        return self.executor_for(p).remote
+
+    def cancel(self) -> None:
+        from orchestrator.run.proc import kill_tools
+
+        kill_tools()  # env builds under way stop now (their temporary folders are removed as they unwind)
+        self.executor.cancel()
+        if self.local is not self.executor:
+            self.local.cancel()
+
+    # -- environments -------------------------------------------------------------------------
+    def env_of(self, p: Planned) -> Env:
+        """Where the job's env is (built or not): pure, for reproduce and show."""
+        return self.ctx.provider.env_for(p.job, p.lock_text, self.ctx)
+
+    def build_env(self, p: Planned) -> Env:
+        return self.ctx.provider.ensure_env(p.job, p.lock_text, self.ctx)
+
+    # -- variables ----------------------------------------------------------------------------
+    def variables(self, p: Planned, env: Env, upstream_entries: dict[str, Path], gpu_ids: tuple[str, ...]) -> dict[str, str]:
+        """The variables a job sees beyond the parent environment (and that `reproduce` prints)."""
+        job = p.job
+        v = {
+            "ORCH_IMPL": job.name,
+            "ORCH_WORKLOADS": str(self.ctx.suite.path),
+            "VIRTUAL_ENV": str(env.root),
+            "PYTHONNOUSERSITE": "1",
+        }
+        roots = [str(dep.root) for dep in job.path_deps]
+        if roots:
+            v["PYTHONPATH"] = os.pathsep.join(roots)
+        for name, entry in sorted(upstream_entries.items()):
+            v[artifact_var(name)] = str(entry)
+        if job.stage:
+            v.update(stage_settings(self.ctx))
+        if not job.gpu:
+            v["CUDA_VISIBLE_DEVICES"] = ""
+        elif gpu_ids:
+            v["CUDA_VISIBLE_DEVICES"] = ",".join(gpu_ids)
+        return v
+
+    def launch(self, p: Planned, env: Env, variables: dict[str, str], gpu_ids: tuple[str, ...]) -> Launch:
+        base = {k: v for k, v in os.environ.items() if k not in DROPPED_VARS}
+        base["PATH"] = f"{env.root / 'bin'}{os.pathsep}{base.get('PATH', '')}"
+        return Launch(
+            name=p.job.name, argv=(str(env.python), str(p.job.script)), env={**base, **variables},
+            timeout=p.job.timeout, gpu_ids=gpu_ids,
+        )
+
+    def reproduce_command(self, p: Planned, env: Env, variables: dict[str, str]) -> str:
+        """One shell line that reruns the job standalone into a fresh folder, with the same variables."""
+        import shlex
+
+        assigns = " ".join(f"{k}={shlex.quote(val)}" for k, val in sorted(variables.items()))
+        return (
+            f'out="$(mktemp -d)" && cd "$out" && env -u PYTHONHOME ORCH_OUT="$out" {assigns} '
+            f"{shlex.quote(str(env.python))} {shlex.quote(str(p.job.script))} && echo \"reproduced into $out\""
+        )
+
+    # -- running --------------------------------------------------------------------------------
+    def run(self, p: Planned, env: Env | None, upstream_entries: dict[str, Path], gpu_ids: tuple[str, ...],
+            upstreams_doc=None) -> Result:
+        """Run the job once and commit it if it ended ok or skipped. env is None when the executor builds it remotely."""
+        assert p.key is not None and p.inputs is not None, "a job runs only once keyed"
+        store = self.ctx.store
+        executor = self.executor_for(p)
+        env = env if env is not None else self.env_of(p)  # remote: the same content address, for the manifest
+        staging = store.new_staging(p.job.name, p.key)
+        out, logs = staging / "out", staging / "logs"
+        variables = self.variables(p, env, upstream_entries, gpu_ids)
+        if upstreams_doc is not None:
+            _write_or_drop(staging, out / UPSTREAMS_FILE, json.dumps(upstreams_doc, indent=1, sort_keys=True))
+            variables["ORCH_UPSTREAMS"] = str(store.entry(p.job.name, p.key) / UPSTREAMS_FILE)
+        launch = self.launch(p, env, {**variables, **_live(variables, out)}, gpu_ids)
+        launch = executor.prepare(launch, self.ctx, p, upstream_entries)
+        # A remote job runs on a copy of its sources; here, it must leave the originals as it found them.
+        watch = None if executor.remote else SourceWatch(_source_roots(p.job))
+        try:
+            finished, where = executor.run(launch, out, logs)
+        except BaseException:
+            if executor.remote:  # lost, or what came back is unusable: commit nothing, keep any logs that arrived
+                if any(logs.iterdir()):
+                    store.keep_failure(staging, p.job.name)
+                else:
+                    remove_tree(staging)
+            raise
+        if finished.cancelled:  # Ctrl-C, SIGTERM or SIGHUP: even a job that ended ok is not committed
+            return self._failed(p, staging, finished.describe(), finished.duration)
+        problem = watch.problem() if watch else None
+        if problem:
+            return self._failed(p, staging, problem, finished.duration)
+        where = dict(where)
+        packages = where.pop("packages", None)  # a remote executor reports the env it built on its node
+        if not executor.remote:
+            changed = env_changed(env)
+            if changed:
+                return self._failed(p, staging, f"the job changed its environment {env.env_id} ({changed}); "
+                                                "it was discarded and will be rebuilt", finished.duration)
+        if finished.returncode == 0:
+            status, reason = "ok", ""
+        elif finished.returncode == SKIP_EXIT and not finished.timed_out:
+            status, reason = "skipped", _skip_reason(out, logs)
+        else:
+            return self._failed(p, staging, finished.describe(), finished.duration)
+        problem = check_outputs(out, keep={UPSTREAMS_FILE} if upstreams_doc is not None else set())
+        problem = problem or store.damaged_upstreams(upstream_entries)
+        if problem:
+            return self._failed(p, staging, problem, finished.duration)
+        files = hash_outputs(out, logs)
+        manifest = Manifest(
+            name=p.job.name, key=p.key, inputs=p.inputs, status=status, reason=reason,
+            started=finished.started, finished=finished.finished, returncode=finished.returncode,
+            files=files, packages=env.packages() if packages is None else packages, device=self.ctx.device.to_json(),
+            reproduce=self.reproduce_command(p, env, variables), runner={"env_id": env.env_id, **where},
+            variables=recorded_variables(launch.env),
+        )
+        entry = store.commit(staging, manifest, replace=p.forced)
+        return result_of(p, manifest, entry, cached=False)
+
+    def _failed(self, p: Planned, staging: Path, reason: str, duration: float) -> Result:
+        kept = self.ctx.store.keep_failure(staging, p.job.name)
+        tail = (_tail(kept / "logs" / "stderr.log") or _tail(kept / "logs" / "stdout.log")) if kept else ""
+        return Result(p.job.name, "failed", reason, p.key, None, duration, log_tail=tail)
+
+    def commit_preskip(self, p: Planned) -> Result:
+        """A job that cannot run here is recorded as skipped, without an env, so reports show why."""
+        assert p.key is not None and p.inputs is not None and p.preskip is not None
+        staging = self.ctx.store.new_staging(p.job.name, p.key)
+        out = staging / "out"
+        record = {"impl": p.job.name, "status": "skipped", "reason": p.preskip, "tags": p.job.tags}
+        _write_or_drop(staging, out / "results.jsonl", json.dumps(record, sort_keys=True) + "\n")
+        _write_or_drop(staging, out / SKIP_FILE, p.preskip + "\n")
+        now = time.time()
+        manifest = Manifest(
+            name=p.job.name, key=p.key, inputs=p.inputs, status="skipped", reason=p.preskip, started=now,
+            finished=now, returncode=SKIP_EXIT, files=hash_outputs(out, staging / "logs"), packages=[],
+            device=self.ctx.device.to_json(), reproduce="", runner={"executor": "none"},
+        )
+        entry = self.ctx.store.commit(staging, manifest, replace=True)
+        return result_of(p, manifest, entry, cached=False)
+
+
+def _write_or_drop(staging: Path, path: Path, text: str) -> None:
+    """Write a file the orchestrator puts in a staging folder; on disk trouble drop the folder, say so in one line."""
+    try:
+        path.write_text(text)
+    except OSError as exc:
+        remove_tree(staging)
+        raise StoreError(f"cannot write {path}: {exc.strerror or exc}") from None
+
+
+def _source_roots(job) -> list[tuple[str, Path]]:
+    roots = [("its own folder", job.folder)]
+    return roots + [(f"its path dependency {dep.name} ({dep.root})", dep.root) for dep in job.path_deps]
+
+
+def _live(variables: dict[str, str], out: Path) -> dict[str, str]:
+    """Variables whose value differs between this run and a committed entry (the upstreams file's staging copy)."""
+    if "ORCH_UPSTREAMS" in variables:
+        return {"ORCH_UPSTREAMS": str(out / UPSTREAMS_FILE)}
+    return {}
+
+
+TAIL_BYTES = 64 * 1024  # a log tail is read from the end of the file, never the whole log (jobs may print GBs)
+TAIL_LINE_CHARS = 500  # and each of its lines is cut to this
+SKIP_REASON_BYTES = 4096
+
+
+def _skip_reason(out: Path, logs: Path) -> str:
+    try:
+        with open(out / SKIP_FILE, "rb") as f:
+            head = f.read(SKIP_REASON_BYTES)
+        lines = head.decode("utf-8", errors="replace").strip().splitlines()
+        if lines:
+            return _cut(lines[0].strip())
+    except OSError:
+        pass
+    return _tail(logs / "stderr.log", 1) or "skipped (no reason given)"
+
+
+def _tail(path: Path, n: int = 20) -> str:
+    """The last n lines of a log, read with one bounded read from its end; long lines are cut."""
+    try:
+        with open(path, "rb") as f:
+            size = f.seek(0, os.SEEK_END)
+            start = max(0, size - TAIL_BYTES)
+            f.seek(start)
+            data = f.read(TAIL_BYTES)
+    except OSError:
+        return ""
+    lines = data.decode("utf-8", errors="replace").rstrip().splitlines()
+    if start > 0 and len(lines) > 1:
+        lines = lines[1:]  # begins mid-line
+    cut = [_cut(line) for line in lines[-n:]]
+    if start > 0 and cut:
+        cut[0] = "…" + cut[0]
+    return "\n".join(cut)
+
+
+def _cut(line: str) -> str:
+    return line if len(line) <= TAIL_LINE_CHARS else f"{line[:TAIL_LINE_CHARS]}… (line cut)"

@@ -1,0 +1,28 @@
+"""Host mode's test material: hand-written wheels, a base venv holding some of them, the CLI flags that use it."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from conftest import make_wheel  # noqa: F401 - one wheel builder, re-exported for the host-mode tests
+
+
+def make_base(path: Path, wheels: list[Path]) -> Path:
+    """A base venv holding exactly the given wheels (installed offline with pip)."""
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(path)], check=True)
+    py = path / "bin" / "python"
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-index", "--no-deps",
+                    "--target", str(next(path.glob("lib/python*/")) / "site-packages"), *map(str, wheels)], check=True)
+    return py
+
+
+def host_args(base: Path, house: Path) -> list:
+    return ["--python", base, "--wheelhouse", house, "--offline"]
+
+
+WRITE_VERSIONS = """import os, json, basepkg, extrapkg, hidden_mod
+open(os.path.join(os.environ["ORCH_OUT"], "seen.json"), "w").write(json.dumps(
+    {"basepkg": basepkg.VERSION, "extrapkg": extrapkg.VERSION, "hidden": hidden_mod.WHERE}))
+"""
