@@ -80,16 +80,6 @@ def live_roots(ctx: Context) -> set[tuple[str, str]]:
     return keep
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _staging_owner(name: str) -> int | None:
     """Staging folders are named <job>-<key12>-<pid>-<rand>."""
     parts = name.rsplit("-", 2)
@@ -100,7 +90,7 @@ def clean(ctx: Context, jobs: dict[str, Job], everything: bool) -> int:
     """Remove stale entries (or all with everything=True), dead staging folders and failure logs."""
     from filelock import FileLock, Timeout
 
-    from orchestrator.env.check import sweep_tmp
+    from orchestrator.env.check import pid_alive, sweep_tmp
     from orchestrator.run.plan import plan
 
     swept = sweep_tmp(ctx.envs_dir)  # temporary folders of env builds whose process is gone
@@ -120,7 +110,7 @@ def clean(ctx: Context, jobs: dict[str, Job], everything: bool) -> int:
     staging = store.root / STAGING
     for d in sorted(staging.iterdir()) if staging.is_dir() else []:
         pid = _staging_owner(d.name)
-        if pid is None or not _pid_alive(pid):
+        if pid is None or not pid_alive(pid):
             remove_tree(d)
             removed += 1
     remove_tree(store.root / FAILED)  # failed outputs may be folders thousands deep

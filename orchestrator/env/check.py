@@ -126,7 +126,8 @@ def discard(root: Path) -> None:
     shutil.rmtree(trash, ignore_errors=True)
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this pid exists (one we may not signal counts as alive)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -143,7 +144,7 @@ def sweep_tmp(envs_dir: Path) -> int:
     for d in sorted(tmp.iterdir()) if tmp.is_dir() else []:
         parts = d.name.rsplit("-", 2)
         pid = int(parts[1]) if len(parts) == 3 and parts[1].isdigit() else None
-        if pid is None or not _pid_alive(pid):
+        if pid is None or not pid_alive(pid):
             shutil.rmtree(d, ignore_errors=True)
             removed += 1
     return removed
