@@ -116,6 +116,12 @@ def orch(*args, cwd: Path = REPO, env: dict | None = None, timeout: float = 600)
 
 
 @pytest.fixture(scope="session")
+def uv_cache(tmp_path_factory) -> Path:
+    """A uv cache of the session's own, for tests that pass it explicitly."""
+    return tmp_path_factory.mktemp("uv-cache")
+
+
+@pytest.fixture(scope="session")
 def envs_dir(tmp_path_factory) -> Path:
     """One env cache for the whole session: envs are content-addressed, so sharing them is what users get too."""
     return tmp_path_factory.mktemp("envs")

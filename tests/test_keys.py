@@ -21,11 +21,6 @@ PLAIN = (
 )
 
 
-@pytest.fixture(scope="session")
-def uv_cache(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("uv-cache")
-
-
 def entries(tree, name: str) -> list[Path]:
     folder = tree.artifacts / name
     return sorted(p for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []

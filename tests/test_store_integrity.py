@@ -26,11 +26,6 @@ PLANT_VIA_PATH = (
 )
 
 
-@pytest.fixture(scope="session")
-def uv_cache(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("uv-cache")
-
-
 def run(tree, uv_cache, *names, extra=()):
     return tree.run(*names, extra=["--no-combine", *extra], env={"UV_CACHE_DIR": str(uv_cache)})
 
