@@ -1,8 +1,8 @@
 """Harness fidelity on a GPU: our median vs triton's do_bench_cudagraph on the same inputs, and run-to-run spread.
 
-For each impl and workload: (1) the harness's own timer and adaptive reps (exactly what `attnbench.run` uses),
+For each impl and workload: (1) the harness's own timer and adaptive reps (exactly what `opbench.run` uses),
 (2) `triton.testing.do_bench_cudagraph` median on the same prepared arguments, (3) the harness again, back to
-back. The impl's callable and options are taken from its bench.py by running it with `attnbench.run` replaced,
+back. The impl's callable and options are taken from its bench.py by running it with `opbench.run` replaced,
 so nothing is re-implemented here. Writes a Markdown table (and JSON) to --out.
 
     PYTHONPATH=shared python benchmarks/fidelity.py --impls torch_flash torch_cudnn flex_attention \
@@ -18,29 +18,29 @@ import statistics
 import sys
 from pathlib import Path
 
-import attnbench
-from attnbench import runner
-from attnbench.suite import load_suite
+import opbench
+from opbench import runner
+from opbench.suite import load_suite
 
 REPO = Path(__file__).resolve().parent.parent
 
 
 def impl_call(name: str) -> tuple:
-    """(fn, options) that impls/<name>/bench.py passes to attnbench.run."""
+    """(fn, options) that impls/<name>/bench.py passes to opbench.run."""
     seen = {}
 
     def capture(fn, **kwargs):
         seen.update(fn=fn, kwargs=kwargs)
         return 0
 
-    real = attnbench.run
-    attnbench.run = capture
+    real = opbench.run
+    opbench.run = capture
     try:
         runpy.run_path(str(REPO / "impls" / name / "bench.py"), run_name="__main__")
     except SystemExit:
         pass
     finally:
-        attnbench.run = real
+        opbench.run = real
     return seen["fn"], seen["kwargs"]
 
 
@@ -61,7 +61,7 @@ def main() -> int:
     import torch
     from triton.testing import do_bench_cudagraph
 
-    from attnbench.torch_backend import TorchBackend
+    from opbench.torch_backend import TorchBackend
 
     backend = TorchBackend.create()
     rows = []

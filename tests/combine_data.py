@@ -18,11 +18,11 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "shared"))
 
-from attnbench.accuracy import Accuracy  # noqa: E402
-from attnbench.output import ResultsWriter  # noqa: E402
-from attnbench.record import Env, Record  # noqa: E402
-from attnbench.stats import summarize  # noqa: E402
-from attnbench.suite import Workload  # noqa: E402,F401 - re-exported to the other combine tests
+from opbench.accuracy import Accuracy  # noqa: E402
+from opbench.output import ResultsWriter  # noqa: E402
+from opbench.record import Env, Record  # noqa: E402
+from opbench.stats import summarize  # noqa: E402
+from opbench.suite import Workload  # noqa: E402,F401 - re-exported to the other combine tests
 from orchestrator.model.device import Device  # noqa: E402
 from orchestrator.cache.outputs import hash_outputs  # noqa: E402
 from orchestrator.cache.store import Manifest, Store  # noqa: E402

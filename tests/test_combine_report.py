@@ -166,7 +166,7 @@ def test_a_wide_spread_is_flagged_in_the_table_the_csv_and_the_report(tmp_path):
 def test_the_harness_unstable_verdict_is_the_one_shown(tmp_path):
     import dataclasses
 
-    from attnbench.stats import summarize
+    from opbench.stats import summarize
 
     rng = random.Random(6)
     ws = suite("seed", (1024,))

@@ -15,8 +15,8 @@ if not torch.cuda.is_available():
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "shared"))
 
-import attnbench  # noqa: E402
-from attnbench import torch_timing  # noqa: E402
+import opbench  # noqa: E402
+from opbench import torch_timing  # noqa: E402
 
 TAGS = {"family": "test", "backend": "FLASH_ATTENTION", "compile": "none"}
 SUITE = """
@@ -53,10 +53,10 @@ def harness(tmp_path, monkeypatch):
     monkeypatch.setenv("ORCH_OUT", str(tmp_path))
     monkeypatch.setenv("ORCH_WORKLOADS", str(suite))
     monkeypatch.setenv("ORCH_IMPL", "gpu_test")
-    monkeypatch.setenv("ATTNBENCH_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("OPBENCH_CACHE_DIR", str(tmp_path / "cache"))
 
     def go(fn, **kw):
-        code = attnbench.run(fn, **{"tags": TAGS, **FAST, **kw})
+        code = opbench.run(fn, **{"tags": TAGS, **FAST, **kw})
         recs = [json.loads(line) for line in (tmp_path / "results.jsonl").read_text().splitlines()]
         return code, {r["wl"]["name"]: r for r in recs}
 

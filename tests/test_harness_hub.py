@@ -10,8 +10,8 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "shared"))
 
-from attnbench.errors import HarnessError  # noqa: E402
-from attnbench.hub import read_pin  # noqa: E402
+from opbench.errors import HarnessError  # noqa: E402
+from opbench.hub import read_pin  # noqa: E402
 
 
 @pytest.mark.parametrize("impl", ["hf_kernels_flash_attn", "hf_kernels_flash_attn3"])

@@ -13,7 +13,7 @@ np = pytest.importorskip("numpy")
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "shared"))
 
-import attnbench  # noqa: E402
+import opbench  # noqa: E402
 
 TAGS = {"family": "jax", "backend": "xla", "compile": "jit"}
 SUITE = """
@@ -51,7 +51,7 @@ def harness(tmp_path, monkeypatch):
     def go(fn, **kw):
         kw = {"tags": TAGS, "framework": "jax", "requires_cuda": False, "warmup_s": 0.0, "time_cap_s": 0.05,
               "min_reps": 3, **kw}
-        code = attnbench.run(fn, **kw)
+        code = opbench.run(fn, **kw)
         recs = [json.loads(line) for line in (tmp_path / "results.jsonl").read_text().splitlines()]
         return code, {r["wl"]["name"]: r for r in recs}
 
@@ -84,10 +84,10 @@ def test_wrong_jax_impl_is_flagged(harness):
 
 def test_jax_inputs_equal_the_torch_inputs_for_the_same_workload():
     torch = pytest.importorskip("torch")
-    from attnbench.jax_backend import JaxBackend
-    from attnbench.torch_backend import TorchBackend
+    from opbench.jax_backend import JaxBackend
+    from opbench.torch_backend import TorchBackend
 
-    wl = attnbench.Workload("x", 1, 8, 2, 2, 4, "float32", False)
+    wl = opbench.Workload("x", 1, 8, 2, 2, 4, "float32", False)
     jq = JaxBackend.create().inputs(wl)[0]
     tq = TorchBackend.create().inputs(wl)[0]
     assert np.array_equal(np.asarray(jq), tq.cpu().numpy())
@@ -97,13 +97,13 @@ def test_jax_inputs_equal_the_torch_inputs_for_the_same_workload():
 @pytest.mark.parametrize("causal, kv_heads", [(False, 4), (True, 2)])
 def test_jax_reference_in_padded_blocks_matches_the_torch_reference(monkeypatch, causal, kv_heads):
     pytest.importorskip("torch")
-    from attnbench import jax_backend
-    from attnbench.jax_backend import JaxBackend
-    from attnbench.torch_backend import TorchBackend
+    from opbench import jax_backend
+    from opbench.jax_backend import JaxBackend
+    from opbench.torch_backend import TorchBackend
 
     monkeypatch.setitem(jax_backend.REF_BUDGET, "cpu", 4 * 4 * 40 * 7)  # 7 rows a block: 40 rows need padding
     monkeypatch.setitem(jax_backend.REF_BUDGET, "gpu", 4 * 4 * 40 * 7)
-    wl = attnbench.Workload("r", 1, 40, 4, kv_heads, 8, "float32", causal)
+    wl = opbench.Workload("r", 1, 40, 4, kv_heads, 8, "float32", causal)
     jb, tb = JaxBackend.create(), TorchBackend.create()
     ref_j = np.asarray(jb.reference(*jb.inputs(wl), wl))
     ref_t = tb.reference(*tb.inputs(wl), wl).cpu().numpy()

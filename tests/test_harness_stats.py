@@ -12,12 +12,12 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "shared"))
 
-from attnbench import script  # noqa: E402
-from attnbench.accuracy import judge, tolerance_for  # noqa: E402
-from attnbench.errors import HarnessError, one_line  # noqa: E402
-from attnbench.record import Env, Record  # noqa: E402
-from attnbench.stats import Latency, median_ci, median_stable, quantile, summarize  # noqa: E402
-from attnbench.suite import Workload  # noqa: E402
+from opbench import script  # noqa: E402
+from opbench.accuracy import judge, tolerance_for  # noqa: E402
+from opbench.errors import HarnessError, one_line  # noqa: E402
+from opbench.record import Env, Record  # noqa: E402
+from opbench.stats import Latency, median_ci, median_stable, quantile, summarize  # noqa: E402
+from opbench.suite import Workload  # noqa: E402
 
 WL = Workload("w", 1, 16, 2, 2, 8, "bfloat16", False)
 ENV = Env("cpu: test", None, None, None, "2.x", "3.11", {"torch": "2.x"})
@@ -126,10 +126,10 @@ def test_one_line_keeps_type_and_first_line_only():
     assert len(one_line(ValueError("x" * 1000))) <= 400
 
 
-def test_importing_attnbench_loads_no_heavy_package():
+def test_importing_opbench_loads_no_heavy_package():
     import subprocess
 
-    code = "import sys, attnbench; print(sorted(m for m in ('torch', 'numpy', 'jax') if m in sys.modules))"
+    code = "import sys, opbench; print(sorted(m for m in ('torch', 'numpy', 'jax') if m in sys.modules))"
     shared = str(Path(__file__).resolve().parents[1] / "shared")
     out = subprocess.run([sys.executable, "-c", code], env={"PYTHONPATH": shared}, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
@@ -137,8 +137,8 @@ def test_importing_attnbench_loads_no_heavy_package():
 
 
 def test_cold_single_calls_come_from_the_cold_timer_or_from_the_reps_of_a_one_call_graph():
-    from attnbench.runner import COLD_REPS, Options, timed_reps
-    from attnbench.torch_timing import RepTimer
+    from opbench.runner import COLD_REPS, Options, timed_reps
+    from opbench.torch_timing import RepTimer
 
     opts = Options(settle_s=0.0, time_cap_s=0.05)
     many = RepTimer("graph", lambda n: [1.0] * n, calls=8, cold=lambda n: [1.2] * n)

@@ -9,8 +9,8 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "shared"))
 
-from attnbench.errors import SuiteError  # noqa: E402
-from attnbench.suite import SUITES_DIR, load_suite  # noqa: E402
+from opbench.errors import SuiteError  # noqa: E402
+from opbench.suite import SUITES_DIR, load_suite  # noqa: E402
 
 LS = (128, 256, 320, 384, 448, 512)
 

@@ -17,9 +17,9 @@ pytest.importorskip("numpy")
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "shared"))
 
-import attnbench  # noqa: E402
-from attnbench import torch_backend  # noqa: E402
-from attnbench.suite import Workload  # noqa: E402
+import opbench  # noqa: E402
+from opbench import torch_backend  # noqa: E402
+from opbench.suite import Workload  # noqa: E402
 
 TAGS = {"family": "test", "backend": "MATH", "compile": "none"}
 SUITE = """
@@ -58,7 +58,7 @@ def sdpa(q, k, v, causal):
 
 @pytest.fixture
 def harness(tmp_path, monkeypatch):
-    """Run attnbench.run in-process on a tiny suite; returns (exit code, records by workload name)."""
+    """Run opbench.run in-process on a tiny suite; returns (exit code, records by workload name)."""
     suite = tmp_path / "tiny.toml"
     suite.write_text(SUITE)
     out = tmp_path / "out"
@@ -69,7 +69,7 @@ def harness(tmp_path, monkeypatch):
 
     def go(fn, **kw):
         kw = {"tags": TAGS, "requires_cuda": False, **FAST, **kw}
-        code = attnbench.run(fn, **kw)
+        code = opbench.run(fn, **kw)
         lines = (out / "results.jsonl").read_text().splitlines()
         return code, {r["wl"]["name"]: r for r in map(json.loads, lines)}, out
 
@@ -189,7 +189,7 @@ def test_quantized_impl_passes_only_with_its_declared_tolerance(harness):
 @NO_CUDA
 def test_gpu_only_impl_without_cuda_writes_skipped_records_and_exits_77(harness):
     code, recs, out = harness(sdpa, requires_cuda=True)
-    assert code == attnbench.SKIP_EXIT == 77
+    assert code == opbench.SKIP_EXIT == 77
     assert {r["status"] for r in recs.values()} == {"skipped"} and len(recs) == 3
     reason = (out / "skipped.txt").read_text()
     assert reason.startswith("requires CUDA") and reason.count("\n") == 1
@@ -198,17 +198,17 @@ def test_gpu_only_impl_without_cuda_writes_skipped_records_and_exits_77(harness)
 
 def test_check_raising_skip_or_import_error_skips_the_whole_impl(harness):
     def no_kernel():
-        raise attnbench.Skip("no operator for this torch")
+        raise opbench.Skip("no operator for this torch")
 
     code, recs, out = harness(sdpa, check=no_kernel)
     assert code == 77 and (out / "skipped.txt").read_text().strip() == "no operator for this torch"
     assert all(r["reason"] == "no operator for this torch" for r in recs.values())
 
-    code, recs, out = harness(sdpa, check=lambda: attnbench.require("surely_not_a_module_xyz"))
+    code, recs, out = harness(sdpa, check=lambda: opbench.require("surely_not_a_module_xyz"))
     assert code == 77 and "surely_not_a_module_xyz is not importable" in (out / "skipped.txt").read_text()
 
     def probe_fails():
-        attnbench.probe(lambda: 1 / 0, "tiny call failed")
+        opbench.probe(lambda: 1 / 0, "tiny call failed")
 
     code, _, out = harness(sdpa, check=probe_fails)
     assert code == 77
@@ -219,7 +219,7 @@ def test_bad_suite_is_a_one_line_user_error(harness, monkeypatch, tmp_path, caps
     bad = tmp_path / "bad.toml"
     bad.write_text('[[workload]]\nname = "x"\nbatch = 1\nseq_len = 0\nheads = 1\nhead_dim = 8\ndtype = "float32"\n')
     monkeypatch.setenv("ORCH_WORKLOADS", str(bad))
-    assert attnbench.run(sdpa, tags=TAGS, requires_cuda=False) == 2
+    assert opbench.run(sdpa, tags=TAGS, requires_cuda=False) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "bad.toml" in err and "seq_len" in err
 
@@ -228,7 +228,7 @@ def test_bad_suite_is_a_one_line_user_error(harness, monkeypatch, tmp_path, caps
 def test_default_suite_without_cuda_is_smoke(harness, monkeypatch):
     monkeypatch.delenv("ORCH_WORKLOADS")
     _, recs, _ = harness(sdpa)
-    assert set(recs) == {w.name for w in attnbench.load_suite("smoke").workloads}
+    assert set(recs) == {w.name for w in opbench.load_suite("smoke").workloads}
 
 
 @pytest.mark.parametrize("causal, kv_heads", [(False, 4), (True, 2), (True, 1)])
@@ -271,7 +271,7 @@ def run_script(name: str, tmp_path: Path) -> tuple[subprocess.CompletedProcess, 
 def test_torch_math_script_runs_the_smoke_suite_end_to_end(tmp_path):
     res, recs = run_script("torch_math", tmp_path)
     assert res.returncode == 0, res.stderr[-2000:]
-    assert len(recs) == len(attnbench.load_suite("smoke").workloads)
+    assert len(recs) == len(opbench.load_suite("smoke").workloads)
     assert all(r["status"] == "ok" and r["ok"] for r in recs)
     assert recs[0]["impl"] == "torch_math"
     assert recs[0]["tags"] == {"backend": "MATH", "compile": "none", "family": "torch-sdpa"}

@@ -22,9 +22,9 @@ FENCE = re.compile(r"^```(\w*)\n(.*?)^```", re.M | re.S)
 PARSE_ONLY = ("--executor ray",)  # needs a Ray cluster with GPUs: checked by the parser only
 NOT_RUN = ("python -m pytest", "nox -s tests")  # the suite itself
 STANDIN = '''import os, platform
-from attnbench.record import Env, Record
-from attnbench.stats import summarize
-from attnbench.suite import load_suite
+from opbench.record import Env, Record
+from opbench.stats import summarize
+from opbench.suite import load_suite
 
 env = Env(device="cpu", sm=None, driver=None, cuda=None, torch=None, python=platform.python_version())
 with open(os.path.join(os.environ["ORCH_OUT"], "results.jsonl"), "w") as f:
@@ -33,8 +33,8 @@ with open(os.path.join(os.environ["ORCH_OUT"], "results.jsonl"), "w") as f:
                      lat_ms=summarize([1.0, 1.01, 0.99, 1.0], "host"))
         f.write(rec.to_line() + "\\n")
 '''
-HEADER = ("# /// script\n# dependencies = [\"attnbench-harness\"]\n#\n# [tool.uv.sources]\n"
-          "# attnbench-harness = { path = \"../../shared\", editable = true }\n#\n# [tool.orchestrator]\n")
+HEADER = ("# /// script\n# dependencies = [\"opbench-harness\"]\n#\n# [tool.uv.sources]\n"
+          "# opbench-harness = { path = \"../../shared\", editable = true }\n#\n# [tool.orchestrator]\n")
 
 
 def readme_commands(text: str) -> list[str]:

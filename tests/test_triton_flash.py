@@ -171,7 +171,7 @@ def test_other_unsupported_inputs_are_refused(bench):
 
 
 def test_prepare_turns_an_unsupported_workload_into_an_error_with_the_reason(bench):
-    from attnbench.suite import Workload  # importable: the bench fixture loaded attnbench from shared/
+    from opbench.suite import Workload  # importable: the bench fixture loaded opbench from shared/
 
     wl = Workload(name="d96", batch=1, seq_len=64, heads=2, kv_heads=2, head_dim=96, dtype="bfloat16", causal=False)
     with pytest.raises(ValueError, match="unsupported by triton_flash: head_dim 96"):
@@ -200,7 +200,7 @@ def test_bench_skips_cleanly_without_cuda(tmp_path):
     assert "CUDA" in (tmp_path / "skipped.txt").read_text()
     records = [json.loads(line) for line in (tmp_path / "results.jsonl").read_text().splitlines()]
     assert records and {r["status"] for r in records} == {"skipped"}
-    assert records[0]["tags"]["family"] == "triton" and records[0]["tags"]["backend"] == "attnbench-triton-fa"
+    assert records[0]["tags"]["family"] == "triton" and records[0]["tags"]["backend"] == "opbench-triton-fa"
 
 
 @pytest.mark.parametrize("seq, dim, causal, ws", [

@@ -1,9 +1,9 @@
 # /// script
 # requires-python = ">=3.10"
-# dependencies = ["attnbench-harness", "torch>=2.5", "numpy"]
+# dependencies = ["opbench-harness", "torch>=2.5", "numpy"]
 #
 # [tool.uv.sources]
-# attnbench-harness = { path = "../../shared", editable = true }
+# opbench-harness = { path = "../../shared", editable = true }
 #
 # [tool.orchestrator]
 # gpu = true
@@ -21,7 +21,7 @@ that Python's site-packages holds flash-attn); otherwise it is skipped with the 
 Never install into an orchestrator env by hand: envs are shared by every impl with the same pins.
 """
 
-import attnbench
+import opbench
 
 
 def attend(q, k, v, causal):
@@ -31,11 +31,11 @@ def attend(q, k, v, causal):
 
 
 def check():
-    torch = attnbench.require("torch")
-    attnbench.require("flash_attn")
+    torch = opbench.require("torch")
+    opbench.require("flash_attn")
     x = torch.randn(1, 128, 2, 64, device="cuda", dtype=torch.bfloat16)
-    attnbench.probe(lambda: attend(x, x, x, False), "flash-attn cannot run here")
+    opbench.probe(lambda: attend(x, x, x, False), "flash-attn cannot run here")
 
 
 if __name__ == "__main__":
-    raise SystemExit(attnbench.run(attend, check=check))
+    raise SystemExit(opbench.run(attend, check=check))

@@ -1,9 +1,9 @@
 # /// script
 # requires-python = ">=3.10"
-# dependencies = ["attnbench-harness", "flash-attn-4[cu13]==4.0.0b36", "torch>=2.8", "numpy"]
+# dependencies = ["opbench-harness", "flash-attn-4[cu13]==4.0.0b36", "torch>=2.8", "numpy"]
 #
 # [tool.uv.sources]
-# attnbench-harness = { path = "../../shared", editable = true }
+# opbench-harness = { path = "../../shared", editable = true }
 #
 # [tool.orchestrator]
 # gpu = true
@@ -18,7 +18,7 @@ measured as compile_ms). Canonical (B, S, H, D) layout and native GQA; it return
 tuple is unpacked in the timed call (free). Supported on Hopper (SM90) and Blackwell; fp16/bf16 only.
 """
 
-import attnbench
+import opbench
 
 
 def attend(q, k, v, causal):
@@ -28,11 +28,11 @@ def attend(q, k, v, causal):
 
 
 def check():
-    torch = attnbench.require("torch")
-    attnbench.require("flash_attn.cute")
+    torch = opbench.require("torch")
+    opbench.require("flash_attn.cute")
     x = torch.randn(1, 128, 2, 64, device="cuda", dtype=torch.bfloat16)
-    attnbench.probe(lambda: attend(x, x, x, False), "flash-attn-4 cannot run here")
+    opbench.probe(lambda: attend(x, x, x, False), "flash-attn-4 cannot run here")
 
 
 if __name__ == "__main__":
-    raise SystemExit(attnbench.run(attend, check=check))
+    raise SystemExit(opbench.run(attend, check=check))

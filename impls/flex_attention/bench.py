@@ -1,9 +1,9 @@
 # /// script
 # requires-python = ">=3.10"
-# dependencies = ["attnbench-harness", "torch>=2.6", "numpy"]
+# dependencies = ["opbench-harness", "torch>=2.6", "numpy"]
 #
 # [tool.uv.sources]
-# attnbench-harness = { path = "../../shared", editable = true }
+# opbench-harness = { path = "../../shared", editable = true }
 #
 # [tool.orchestrator]
 # gpu = true
@@ -17,7 +17,7 @@ The causal block mask is built in `prepare`, once per workload, as a user of fle
 Each workload gets a fresh compiled function (dynamo reset, static shapes) so compile_ms is its own.
 """
 
-import attnbench
+import opbench
 
 
 def prepare(q, k, v, wl):
@@ -38,4 +38,4 @@ def attend(compiled, q, k, v, mask):
 
 
 if __name__ == "__main__":
-    raise SystemExit(attnbench.run(attend, prepare=prepare, requires_cuda=False))
+    raise SystemExit(opbench.run(attend, prepare=prepare, requires_cuda=False))

@@ -1,9 +1,9 @@
 # /// script
 # requires-python = ">=3.10"
-# dependencies = ["attnbench-harness", "jax[cuda13]>=0.6", "numpy"]
+# dependencies = ["opbench-harness", "jax[cuda13]>=0.6", "numpy"]
 #
 # [tool.uv.sources]
-# attnbench-harness = { path = "../../shared", editable = true }
+# opbench-harness = { path = "../../shared", editable = true }
 #
 # [tool.orchestrator]
 # gpu = true
@@ -20,7 +20,7 @@ input copies, host clock until the last result is ready; lat_ms.mode = "host-bat
 
 import functools
 
-import attnbench
+import opbench
 
 
 @functools.cache
@@ -38,11 +38,11 @@ def attend(q, k, v, causal):
 
 
 def check():
-    jax = attnbench.require("jax")
+    jax = opbench.require("jax")
     x = jax.random.normal(jax.random.PRNGKey(0), (1, 128, 2, 64), dtype=jax.numpy.bfloat16)
     tiny = lambda: jax.block_until_ready(attend(x, x, x, False))  # noqa: E731
-    attnbench.probe(tiny, "cuDNN attention through JAX cannot run here")
+    opbench.probe(tiny, "cuDNN attention through JAX cannot run here")
 
 
 if __name__ == "__main__":
-    raise SystemExit(attnbench.run(attend, check=check, framework="jax"))
+    raise SystemExit(opbench.run(attend, check=check, framework="jax"))

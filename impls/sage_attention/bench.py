@@ -1,9 +1,9 @@
 # /// script
 # requires-python = ">=3.10"
-# dependencies = ["attnbench-harness", "sageattention==1.0.6", "torch>=2.4", "triton>=3.0", "numpy"]
+# dependencies = ["opbench-harness", "sageattention==1.0.6", "torch>=2.4", "triton>=3.0", "numpy"]
 #
 # [tool.uv.sources]
-# attnbench-harness = { path = "../../shared", editable = true }
+# opbench-harness = { path = "../../shared", editable = true }
 #
 # [tool.orchestrator]
 # gpu = true
@@ -19,7 +19,7 @@ and the harness computes the reference before the first call. The quantization k
 call and are timed with it. Head dims other than 64, 96 and 128 are refused by the package (error records).
 """
 
-import attnbench
+import opbench
 
 TOLERANCE = {"bfloat16": 3e-2, "float16": 3e-2, "float32": 3e-2}
 
@@ -31,11 +31,11 @@ def attend(q, k, v, causal):
 
 
 def check():
-    torch = attnbench.require("torch")
-    attnbench.require("sageattention")
+    torch = opbench.require("torch")
+    opbench.require("sageattention")
     x = torch.randn(1, 128, 2, 64, device="cuda", dtype=torch.bfloat16)
-    attnbench.probe(lambda: attend(x, x.clone(), x, False), "sageattention cannot run here")
+    opbench.probe(lambda: attend(x, x.clone(), x, False), "sageattention cannot run here")
 
 
 if __name__ == "__main__":
-    raise SystemExit(attnbench.run(attend, check=check, tolerance=TOLERANCE))
+    raise SystemExit(opbench.run(attend, check=check, tolerance=TOLERANCE))

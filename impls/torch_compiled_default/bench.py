@@ -1,9 +1,9 @@
 # /// script
 # requires-python = ">=3.10"
-# dependencies = ["attnbench-harness", "torch>=2.5", "numpy"]
+# dependencies = ["opbench-harness", "torch>=2.5", "numpy"]
 #
 # [tool.uv.sources]
-# attnbench-harness = { path = "../../shared", editable = true }
+# opbench-harness = { path = "../../shared", editable = true }
 #
 # [tool.orchestrator]
 # gpu = true
@@ -17,7 +17,7 @@ Each workload compiles afresh (dynamo reset in `prepare`, static shapes), so `co
 workload's own compilation and no workload runs on a kernel compiled for another shape.
 """
 
-from attnbench import sdpa
+from opbench import sdpa
 
 if __name__ == "__main__":
     raise SystemExit(sdpa.run_compiled("default"))

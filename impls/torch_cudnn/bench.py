@@ -1,9 +1,9 @@
 # /// script
 # requires-python = ">=3.10"
-# dependencies = ["attnbench-harness", "torch>=2.5", "numpy"]
+# dependencies = ["opbench-harness", "torch>=2.5", "numpy"]
 #
 # [tool.uv.sources]
-# attnbench-harness = { path = "../../shared", editable = true }
+# opbench-harness = { path = "../../shared", editable = true }
 #
 # [tool.orchestrator]
 # gpu = true
@@ -13,7 +13,7 @@
 # ///
 """torch SDPA held to its CUDNN_ATTENTION backend (cuDNN's fused attention; CUDA only)."""
 
-from attnbench import sdpa
+from opbench import sdpa
 
 if __name__ == "__main__":
     raise SystemExit(sdpa.run_backend("CUDNN_ATTENTION", requires_cuda=True))

@@ -1,9 +1,9 @@
 # /// script
 # requires-python = ">=3.10"
-# dependencies = ["attnbench-harness", "torch>=2.5", "numpy"]
+# dependencies = ["opbench-harness", "torch>=2.5", "numpy"]
 #
 # [tool.uv.sources]
-# attnbench-harness = { path = "../../shared", editable = true }
+# opbench-harness = { path = "../../shared", editable = true }
 #
 # [tool.orchestrator]
 # gpu = true
@@ -15,7 +15,7 @@
 
 CUDA only in practice: where SDPA has no such kernel (the CPU), the probe in `check` skips the impl."""
 
-from attnbench import sdpa
+from opbench import sdpa
 
 if __name__ == "__main__":
     raise SystemExit(sdpa.run_backend("EFFICIENT_ATTENTION", requires_cuda=False))

@@ -1,16 +1,16 @@
 # /// script
 # requires-python = ">=3.10"
-# dependencies = ["attnbench-harness", "triton>=3.4", "torch>=2.5", "numpy"]
+# dependencies = ["opbench-harness", "triton>=3.4", "torch>=2.5", "numpy"]
 #
 # [tool.uv.sources]
-# attnbench-harness = { path = "../../shared", editable = true }
+# opbench-harness = { path = "../../shared", editable = true }
 #
 # [tool.orchestrator]
 # gpu = true
 # requires = ["cuda"]
 # timeout = 3600
 # env = ["TRITON_FA_PATH", "TRITON_FA_WS", "TRITON_FA_CONFIG"]
-# tags = { family = "triton", backend = "attnbench-triton-fa", compile = "jit" }
+# tags = { family = "triton", backend = "opbench-triton-fa", compile = "jit" }
 # ///
 """triton_flash: this project's own flash-attention forward kernel, in Triton, run by the harness.
 
@@ -30,7 +30,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import attnbench
+import opbench
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -55,8 +55,8 @@ def attend(q, k, v, causal):
 
 def check():
     """Skip without triton or where the chosen path cannot compile and run (a tiny fixed-config call tells)."""
-    torch = attnbench.require("torch")
-    attnbench.require("triton")
+    torch = opbench.require("torch")
+    opbench.require("triton")
     x = torch.randn(1, 128, 2, 64, device="cuda", dtype=torch.bfloat16)
     path = variants.PLAIN_VARIANT["path"] if SETTINGS["path"] == variants.AUTO else SETTINGS["path"]
 
@@ -64,10 +64,10 @@ def check():
         attention(x, x, x, True, **{**SETTINGS, "path": path, "config": variants.PROBE_CONFIG})
         torch.cuda.synchronize()
 
-    attnbench.probe(tiny, f"the Triton kernel ({path} path) cannot run here")
+    opbench.probe(tiny, f"the Triton kernel ({path} path) cannot run here")
 
 
 if __name__ == "__main__":
     SETTINGS.update(variants.for_device(SETTINGS))
     tags = {"kernel": variants.describe(SETTINGS)}
-    raise SystemExit(attnbench.run(attend, prepare=prepare, check=check, tags=tags))
+    raise SystemExit(opbench.run(attend, prepare=prepare, check=check, tags=tags))

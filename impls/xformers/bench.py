@@ -1,9 +1,9 @@
 # /// script
 # requires-python = ">=3.10"
-# dependencies = ["attnbench-harness", "xformers==0.0.35", "torch==2.10.*", "numpy"]
+# dependencies = ["opbench-harness", "xformers==0.0.35", "torch==2.10.*", "numpy"]
 #
 # [tool.uv.sources]
-# attnbench-harness = { path = "../../shared", editable = true }
+# opbench-harness = { path = "../../shared", editable = true }
 #
 # [tool.orchestrator]
 # gpu = true
@@ -18,7 +18,7 @@ probe call decides whether it runs here at all. GQA uses xFormers' own 5-D (B, M
 from views in `prepare`.
 """
 
-import attnbench
+import opbench
 
 
 def prepare(q, k, v, wl):
@@ -44,11 +44,11 @@ def to_canonical(out):
 
 
 def check():
-    torch = attnbench.require("torch")
-    attnbench.require("xformers.ops")
+    torch = opbench.require("torch")
+    opbench.require("xformers.ops")
     x = torch.randn(1, 128, 2, 64, device="cuda", dtype=torch.bfloat16)
-    attnbench.probe(lambda: attend(x, x, x, False), "xformers cannot run here")
+    opbench.probe(lambda: attend(x, x, x, False), "xformers cannot run here")
 
 
 if __name__ == "__main__":
-    raise SystemExit(attnbench.run(attend, prepare=prepare, finish=to_canonical, check=check))
+    raise SystemExit(opbench.run(attend, prepare=prepare, finish=to_canonical, check=check))

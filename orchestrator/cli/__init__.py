@@ -53,7 +53,7 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--artifacts", type=Path, default=Path("artifacts"), help="result cache (default: artifacts/)")
     p.add_argument("--envs-dir", type=Path, default=None, help="environment cache (default: ~/.cache/orchestrator/envs)")
     p.add_argument("--workloads", default=None, help="suite name or TOML path (default: seed on a GPU, smoke without)")
-    p.add_argument("--suites-dir", type=Path, default=None, help="folder of named suites (default: shared/attnbench/workloads)")
+    p.add_argument("--suites-dir", type=Path, default=None, help="folder of named suites (default: shared/opbench/workloads)")
     p.add_argument("--python", default=None, help="host mode: layer every env over this interpreter's packages")
     p.add_argument("--wheelhouse", type=Path, action="append", default=[], help="extra folder of wheels (repeatable)")
     p.add_argument("--offline", action="store_true", help="never touch the network: wheels from --wheelhouse/uv's cache only")

@@ -16,7 +16,7 @@ from orchestrator.model.job import SCRIPT_FILE, Job, discover, with_upstreams
 from orchestrator.model.suite import resolve_suite
 from orchestrator.run.stage import check_reserved
 
-HARNESS = Path("shared") / "attnbench"
+HARNESS = Path("shared") / "opbench"
 SUITES = HARNESS / "workloads"
 
 

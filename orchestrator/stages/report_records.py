@@ -20,7 +20,7 @@ LAT = ("mean", "p10", "p50", "p90", "min", "max", "std")
 TEXT_MAX = 2000  # characters kept of any one string in a record or manifest (a log tail keeps more)
 LOG_MAX = 20000
 # The harness flags an unstable median in the record (lat_ms.unstable: wide 95 % CI or p90/p10 spread, one rule in
-# attnbench.stats). Records written before it did are judged by their p10-p90 spread alone, above this fraction.
+# opbench.stats). Records written before it did are judged by their p10-p90 spread alone, above this fraction.
 UNSTABLE_SPREAD = 0.25
 ANSI = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)?|[@-Z\\-_])")
 UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff\u2028\u2029\u202a-\u202e\u2066-\u2069]")

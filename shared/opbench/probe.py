@@ -6,7 +6,7 @@ import importlib
 from types import ModuleType
 from typing import Any, Callable
 
-from attnbench.errors import Skip, one_line
+from opbench.errors import Skip, one_line
 
 
 def require(module: str) -> ModuleType:

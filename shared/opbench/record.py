@@ -6,9 +6,9 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from attnbench.accuracy import Accuracy
-from attnbench.stats import Latency
-from attnbench.suite import Workload
+from opbench.accuracy import Accuracy
+from opbench.stats import Latency
+from opbench.suite import Workload
 
 STATUSES = ("ok", "skipped", "error")
 

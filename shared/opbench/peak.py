@@ -1,7 +1,7 @@
 """The device's measured bf16 matrix rate (TFLOP/s), the denominator of `pct_peak`.
 
 Measured once per device name with an 8192³ bf16 matmul on random data and cached in a small JSON file
-under the user cache dir ($ATTNBENCH_CACHE_DIR, else $XDG_CACHE_HOME/attnbench, else ~/.cache/attnbench),
+under the user cache dir ($OPBENCH_CACHE_DIR, else $XDG_CACHE_HOME/opbench, else ~/.cache/opbench),
 so every impl, whatever its framework, divides by the same number.
 """
 
@@ -19,10 +19,10 @@ CALLS = 20
 
 
 def cache_file() -> Path:
-    base = os.environ.get("ATTNBENCH_CACHE_DIR")
+    base = os.environ.get("OPBENCH_CACHE_DIR")
     if not base:
         xdg = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-        base = os.path.join(xdg, "attnbench")
+        base = os.path.join(xdg, "opbench")
     return Path(base) / "peak_bf16_tflops.json"
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 KNOWN_PACKAGES = (
     "torch", "triton", "numpy", "jax", "jaxlib", "jax-cuda12-plugin", "jax-cuda13-plugin",
     "xformers", "sageattention", "flash-attn", "flash-attn-4", "nvidia-cutlass-dsl", "kernels",
-    "huggingface-hub", "nvidia-cudnn-cu12", "nvidia-cudnn-cu13", "attnbench-harness",
+    "huggingface-hub", "nvidia-cudnn-cu12", "nvidia-cudnn-cu13", "opbench-harness",
 )
 
 

@@ -7,11 +7,11 @@ import math
 import time
 from typing import Any, Callable
 
-from attnbench import envinfo, peak, torch_timing
-from attnbench.accuracy import Accuracy, judge
-from attnbench.inputs import host_qkv
-from attnbench.record import Env
-from attnbench.suite import Workload
+from opbench import envinfo, peak, torch_timing
+from opbench.accuracy import Accuracy, judge
+from opbench.inputs import host_qkv
+from opbench.record import Env
+from opbench.suite import Workload
 
 REF_BUDGET = {"cuda": 512 << 20, "cpu": 64 << 20}  # bytes of fp32 scores per reference chunk
 

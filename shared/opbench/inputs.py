@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import zlib
 
-from attnbench.suite import Workload
+from opbench.suite import Workload
 
 BASE_SEED = 20240611
 

@@ -7,7 +7,7 @@ import re
 import sys
 from pathlib import Path
 
-from attnbench.errors import HarnessError
+from opbench.errors import HarnessError
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -60,7 +60,7 @@ def resolve_tags(path: Path | None, given: dict | None) -> dict:
     tags = {**script_tags(path), **(given or {})}
     missing = [t for t in REQUIRED_TAGS if t not in tags]
     if missing:
-        where = path or "attnbench.run(tags=...)"
+        where = path or "opbench.run(tags=...)"
         needed = ", ".join(REQUIRED_TAGS)
         raise HarnessError(f"{where}: [tool.orchestrator] tags: missing {', '.join(missing)} (set {needed})")
     return {k: tags[k] for k in sorted(tags)}

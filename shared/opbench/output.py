@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from attnbench.record import Record
+from opbench.record import Record
 
 RESULTS = "results.jsonl"
 SKIPPED = "skipped.txt"

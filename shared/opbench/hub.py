@@ -22,7 +22,7 @@ COMMIT = re.compile(r"^[0-9a-f]{40}$")
 
 def read_pin(path: Path) -> tuple[str, dict, str]:
     """(repo, get_kernel's revision/version argument, tag text) from hub.toml; a bad file is a HarnessError."""
-    from attnbench.errors import HarnessError
+    from opbench.errors import HarnessError
 
     if sys.version_info >= (3, 11):
         import tomllib
@@ -45,8 +45,8 @@ def read_pin(path: Path) -> tuple[str, dict, str]:
 
 
 def run_hub(pin_file: Path) -> int:
-    import attnbench
-    from attnbench.errors import HarnessError
+    import opbench
+    from opbench.errors import HarnessError
 
     try:
         repo, which, text = read_pin(Path(pin_file))
@@ -71,11 +71,11 @@ def run_hub(pin_file: Path) -> int:
         return out[0] if isinstance(out, (tuple, list)) else out
 
     def check():
-        torch = attnbench.require("torch")
-        attnbench.require("kernels")
+        torch = opbench.require("torch")
+        opbench.require("kernels")
         offline = " (HF_HUB_OFFLINE is set)" if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes") else ""
-        attnbench.probe(kernel, f"cannot load {text} from the Hugging Face Hub{offline}")
+        opbench.probe(kernel, f"cannot load {text} from the Hugging Face Hub{offline}")
         x = torch.randn(1, 128, 2, 64, device="cuda", dtype=torch.bfloat16)
-        attnbench.probe(lambda: attend(x, x, x, False), f"{repo} cannot run here")
+        opbench.probe(lambda: attend(x, x, x, False), f"{repo} cannot run here")
 
-    return attnbench.run(attend, finish=output_only, check=check, tags=tags)
+    return opbench.run(attend, finish=output_only, check=check, tags=tags)

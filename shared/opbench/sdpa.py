@@ -35,30 +35,30 @@ def backend_check(backend: str, attend):
     """Skip where SDPA has no `backend` kernel for this device (a tiny call tells)."""
 
     def check():
-        import attnbench
+        import opbench
 
-        torch = attnbench.require("torch")
+        torch = opbench.require("torch")
         device = "cuda" if torch.cuda.is_available() else "cpu"
         dtype = torch.bfloat16 if device == "cuda" else torch.float32
         x = torch.randn(1, 2, 64, 64, device=device, dtype=dtype)
-        attnbench.probe(lambda: attend(x, x, x, False), f"SDPA {backend} is not available on {device}")
+        opbench.probe(lambda: attend(x, x, x, False), f"SDPA {backend} is not available on {device}")
 
     return check
 
 
 def run_backend(backend: str, *, requires_cuda: bool, probe: bool = True) -> int:
     """Benchmark SDPA held to one backend; `probe` skips the impl where that backend has no kernel here."""
-    import attnbench
+    import opbench
 
     attend = backend_attend(backend)
     check = backend_check(backend, attend) if probe else None
-    return attnbench.run(attend, prepare=to_bhsd, check=check, requires_cuda=requires_cuda)
+    return opbench.run(attend, prepare=to_bhsd, check=check, requires_cuda=requires_cuda)
 
 
 def run_compiled(mode: str) -> int:
     """Benchmark torch.compile(SDPA, mode) with a fresh, static-shape compile per workload (dynamo reset in
     `prepare`), so compile_ms is that workload's own compilation and no workload runs another shape's kernel."""
-    import attnbench
+    import opbench
 
     def prepare(q, k, v, wl):
         import torch
@@ -70,4 +70,4 @@ def run_compiled(mode: str) -> int:
     def attend(compiled, q, k, v, causal):
         return compiled(q, k, v, causal).transpose(1, 2)
 
-    return attnbench.run(attend, prepare=prepare, requires_cuda=False)
+    return opbench.run(attend, prepare=prepare, requires_cuda=False)

@@ -17,13 +17,13 @@ import math
 import time
 from typing import Any, Callable
 
-from attnbench import envinfo, peak
-from attnbench.accuracy import Accuracy, judge
-from attnbench.errors import one_line
-from attnbench.inputs import host_qkv
-from attnbench.record import Env
-from attnbench.suite import Workload
-from attnbench.torch_timing import RepTimer
+from opbench import envinfo, peak
+from opbench.accuracy import Accuracy, judge
+from opbench.errors import one_line
+from opbench.inputs import host_qkv
+from opbench.record import Env
+from opbench.suite import Workload
+from opbench.torch_timing import RepTimer
 
 FLUSH_BYTES = 128 << 20
 MAX_COPIES = 16

@@ -15,13 +15,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from attnbench import output, script
-from attnbench.accuracy import Accuracy, Tolerance, tolerance_for
-from attnbench.envinfo import package_versions, python_version
-from attnbench.errors import HarnessError, Skip, one_line
-from attnbench.record import Env, Record
-from attnbench.stats import median_stable, summarize
-from attnbench.suite import Suite, Workload, load_suite
+from opbench import output, script
+from opbench.accuracy import Accuracy, Tolerance, tolerance_for
+from opbench.envinfo import package_versions, python_version
+from opbench.errors import HarnessError, Skip, one_line
+from opbench.record import Env, Record
+from opbench.stats import median_stable, summarize
+from opbench.suite import Suite, Workload, load_suite
 
 SKIP_EXIT = 77
 COLD_REPS = 25  # single-call replays after an L2 flush, for lat_ms.cold_p50
@@ -99,12 +99,12 @@ def run(
 def make_backend(framework: str):
     """(backend, None), or (None, reason) when the framework cannot even be imported here."""
     if framework not in ("torch", "jax"):
-        raise HarnessError(f"attnbench.run(framework={framework!r}): expected 'torch' or 'jax'")
+        raise HarnessError(f"opbench.run(framework={framework!r}): expected 'torch' or 'jax'")
     try:
         if framework == "jax":
-            from attnbench.jax_backend import JaxBackend as cls
+            from opbench.jax_backend import JaxBackend as cls
         else:
-            from attnbench.torch_backend import TorchBackend as cls
+            from opbench.torch_backend import TorchBackend as cls
         return cls.create(), None
     except Exception as exc:
         return None, f"{framework} is not usable here: {one_line(exc)}"
@@ -188,7 +188,7 @@ def measure(backend, fn, impl: str, tags: dict, env: Env, wl: Workload, opts: Op
 
 
 class Phases:
-    """Wall time of each step of a workload, printed to stderr when ATTNBENCH_VERBOSE is set (where time goes)."""
+    """Wall time of each step of a workload, printed to stderr when OPBENCH_VERBOSE is set (where time goes)."""
 
     def __init__(self, label: str):
         self.label, self.t, self.spent = label, time.perf_counter(), []
@@ -199,7 +199,7 @@ class Phases:
         self.t = now
 
     def report(self) -> None:
-        if os.environ.get("ATTNBENCH_VERBOSE"):
+        if os.environ.get("OPBENCH_VERBOSE"):
             print(f"{self.label}: " + ", ".join(self.spent), file=sys.stderr)
 
 

@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from attnbench.errors import one_line
+from opbench.errors import one_line
 
 MIN_FLUSH_BYTES = 16 << 20
 GRAPH_TARGET_MS = 2.0  # one replay of the many-call graph lasts about this long
