@@ -69,7 +69,7 @@ def latency(p50: float, rng: random.Random, n: int = 60, sigma: float = 0.025):
 
 
 def wl(name: str, seq: int, heads: int = 24, dim: int = 128) -> Workload:
-    return Workload(name, 1, seq, heads, heads, dim, "bfloat16", False)
+    return Workload.attention(name, 1, seq, heads, heads, dim, "bfloat16", False)
 
 
 def env(name: str) -> Env:

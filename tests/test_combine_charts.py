@@ -85,7 +85,7 @@ def test_long_workload_names_are_rotated_and_cut_with_the_full_name_kept(tmp_pat
     import random
     rng = random.Random(0)
     names = [f"d128_b16_h16_s{1024 * (i + 1)}_causal_gqa_variant_{i}" for i in range(12)]
-    recs = [measured("x", Workload(n, 16, 1024 * (i + 1), 16, 4, 128, "bfloat16", True), 1 + i, rng)
+    recs = [measured("x", Workload.attention(n, 16, 1024 * (i + 1), 16, 4, 128, "bfloat16", True), 1 + i, rng)
             for i, n in enumerate(names)]
     up = write_upstreams(tmp_path / "in", {"x": upstream(commit(tmp_path / "in", "x", recs))})
     assert run_combine(up, tmp_path / "out").returncode == 0

@@ -18,7 +18,7 @@ OUTPUTS = ["latency.csv", "latency.svg", "throughput.svg", "speedup.svg", "repor
 
 
 def suite(prefix: str, seqs, heads: int = 24, dim: int = 128) -> list[Workload]:
-    return [Workload(f"{prefix}_s{s}", 1, s, heads, heads, dim, "bfloat16", False) for s in seqs]
+    return [Workload.attention(f"{prefix}_s{s}", 1, s, heads, heads, dim, "bfloat16", False) for s in seqs]
 
 
 def run(tmp_path, impls: dict, baseline: str | None = None, **commit_args):
@@ -107,7 +107,7 @@ def test_the_not_in_this_chart_list_appears_once_and_run_times_are_iso_utc(tmp_p
 
 
 def test_small_throughput_is_shown_in_gflops_never_as_zero(tmp_path):
-    cpu = Workload("cpu_s256", 1, 256, 4, 4, 64, "float32", False)  # 67 MFLOP: 4.5 GFLOP/s at 15 ms
+    cpu = Workload.attention("cpu_s256", 1, 256, 4, 4, 64, "float32", False)  # 67 MFLOP: 4.5 GFLOP/s at 15 ms
     out = run(tmp_path, {"cpu_impl": [(cpu, 15.0)]})
     html, text = (out / "report.html").read_text(), (out / "summary.txt").read_text()
     assert "0.0 TF/s" not in html and re.search(r"4\.\d+ GF/s", html)
@@ -187,7 +187,7 @@ EVIL = "\x1b[31mred\x1b[0m\x00\x07\r\u202e\ud800\udcff<b>&'\""
 
 def test_hostile_strings_are_escaped_or_cut_in_every_output(tmp_path):
     rng = random.Random(2)
-    w = Workload("wl" + EVIL, 1, 1024, 24, 24, 128, "bfloat16", False)
+    w = Workload.attention("wl" + EVIL, 1, 1024, 24, 24, 128, "bfloat16", False)
     huge = "A" * 10_000_000
     evil = measured("evil" + EVIL, w, 1.0, rng, {"backend": "<script>alert(1)</script>" + EVIL, "family": huge},
                     environment=Env("dev" + EVIL, None, None, None, None, "3.11", {"pkg" + EVIL: huge}))

@@ -87,7 +87,7 @@ def test_jax_inputs_equal_the_torch_inputs_for_the_same_workload():
     from opbench.jax_backend import JaxBackend
     from opbench.torch_backend import TorchBackend
 
-    wl = opbench.Workload("x", 1, 8, 2, 2, 4, "float32", False)
+    wl = opbench.Workload.attention("x", 1, 8, 2, 2, 4, "float32", False)
     jq = JaxBackend.create().inputs(wl)[0]
     tq = TorchBackend.create().inputs(wl)[0]
     assert np.array_equal(np.asarray(jq), tq.cpu().numpy())
@@ -103,7 +103,7 @@ def test_jax_reference_in_padded_blocks_matches_the_torch_reference(monkeypatch,
 
     monkeypatch.setitem(jax_backend.REF_BUDGET, "cpu", 4 * 4 * 40 * 7)  # 7 rows a block: 40 rows need padding
     monkeypatch.setitem(jax_backend.REF_BUDGET, "gpu", 4 * 4 * 40 * 7)
-    wl = opbench.Workload("r", 1, 40, 4, kv_heads, 8, "float32", causal)
+    wl = opbench.Workload.attention("r", 1, 40, 4, kv_heads, 8, "float32", causal)
     jb, tb = JaxBackend.create(), TorchBackend.create()
     ref_j = np.asarray(jb.reference(*jb.inputs(wl), wl))
     ref_t = tb.reference(*tb.inputs(wl), wl).cpu().numpy()

@@ -19,7 +19,7 @@ from opbench.record import Env, Record  # noqa: E402
 from opbench.stats import Latency, median_ci, median_stable, quantile, summarize  # noqa: E402
 from opbench.suite import Workload  # noqa: E402
 
-WL = Workload("w", 1, 16, 2, 2, 8, "bfloat16", False)
+WL = Workload.attention("w", 1, 16, 2, 2, 8, "bfloat16", False)
 ENV = Env("cpu: test", None, None, None, "2.x", "3.11", {"torch": "2.x"})
 
 
@@ -84,10 +84,12 @@ def test_record_line_is_strict_json_and_round_trips():
                  compile_ms=5.0, peak_bytes=123, tflops=1.5, pct_peak=None, ok=True,
                  err=judge(1e-3, 2e-3, True, 1e-2))
     data = json.loads(rec.to_line())
-    assert list(data) == ["impl", "wl", "lat_ms", "compile_ms", "peak_bytes", "tflops", "pct_peak", "ok", "err",
-                          "tags", "env", "status", "reason"]
+    assert list(data) == ["schema", "op", "impl", "wl", "lat_ms", "compile_ms", "peak_bytes", "tflops", "pct_peak",
+                          "gbps", "pct_bandwidth", "l2", "ok", "err", "tags", "env", "status", "reason"]
+    assert data["schema"] == 2 and data["op"] == "attention"
     assert set(data["wl"]) == {"name", "batch", "seq_len", "heads", "kv_heads", "head_dim", "dtype", "causal"}
-    assert set(data["env"]) == {"device", "sm", "driver", "cuda", "torch", "python", "packages"}
+    assert set(data["env"]) == {"device", "sm", "driver", "cuda", "torch", "python", "packages", "peak_tflops",
+                                "copy_gbps"}
     assert set(data["err"]) == {"max_abs", "rel_l2", "tol"}
     assert Record.from_json(data).to_json() == data
 
@@ -97,13 +99,12 @@ def test_record_refuses_unknown_status():
         Record("x", WL, "failed", {}, ENV)
 
 
-def test_tags_come_from_the_scripts_pep723_block(tmp_path):
+def test_tags_come_from_the_variable_the_orchestrator_sets(tmp_path, monkeypatch):
+    """The orchestrator is the one reader of the PEP 723 block: it hands the tags over in $ORCH_TAGS."""
     path = tmp_path / "my_impl" / "bench.py"
     path.parent.mkdir()
-    path.write_text(
-        "# /// script\n# dependencies = []\n#\n# [tool.orchestrator]\n"
-        '# tags = { family = "torch-sdpa", backend = "MATH", compile = "none", extra = 1 }\n# ///\nprint()\n'
-    )
+    path.write_text("print()\n")
+    monkeypatch.setenv("ORCH_TAGS", json.dumps({"family": "torch-sdpa", "backend": "MATH", "compile": "none", "extra": 1}))
     assert script.resolve_tags(path, None) == {"backend": "MATH", "compile": "none", "extra": 1, "family": "torch-sdpa"}
     assert script.resolve_tags(path, {"backend": "X"})["backend"] == "X"
     assert script.impl_name(path, None) == "my_impl"
@@ -111,8 +112,12 @@ def test_tags_come_from_the_scripts_pep723_block(tmp_path):
 
 def test_missing_tags_or_bad_impl_name_are_one_line_errors(tmp_path, monkeypatch):
     path = tmp_path / "bench.py"
-    path.write_text('# /// script\n# [tool.orchestrator]\n# tags = { family = "x" }\n# ///\n')
+    path.write_text("print()\n")
+    monkeypatch.setenv("ORCH_TAGS", '{"family": "x"}')
     with pytest.raises(HarnessError, match="missing backend, compile"):
+        script.resolve_tags(path, None)
+    monkeypatch.setenv("ORCH_TAGS", "[1]")
+    with pytest.raises(HarnessError, match="ORCH_TAGS: expected a JSON table"):
         script.resolve_tags(path, None)
     monkeypatch.setenv("ORCH_IMPL", "Bad-Name")
     with pytest.raises(HarnessError, match=r"\[a-z0-9_\]\+"):

@@ -65,13 +65,13 @@ def test_smoke_suite_is_cpu_sized():
 
 
 def test_suite_names_and_paths_resolve_to_the_same_file():
-    assert load_suite("smoke").workloads == load_suite(str(SUITES_DIR / "smoke.toml")).workloads
+    assert load_suite("smoke").workloads == load_suite(str(SUITES_DIR / "attention" / "smoke.toml")).workloads
 
 
 def test_flops_are_4bhs2d_halved_when_causal(tmp_path):
     wl = load_suite(str(write(tmp_path, GOOD + "causal = true\n"))).workloads[0]
     assert wl.flops == 4 * 1 * 8 * 16 * 16 * 64 / 2
-    assert wl.kv_heads == 8 and not wl.gqa
+    assert wl.kv_heads == 8 == wl.heads
 
 
 @pytest.mark.parametrize(
@@ -99,7 +99,7 @@ def test_bad_suite_gives_one_line_error_naming_file_and_field(tmp_path, extra, f
 def test_invalid_toml_and_missing_suite_are_one_line_errors(tmp_path):
     with pytest.raises(SuiteError, match="invalid TOML"):
         load_suite(str(write(tmp_path, "[[workload]\nname=")))
-    with pytest.raises(SuiteError, match="known suites: .*seed"):
+    with pytest.raises(SuiteError, match="known attention suites: .*seed"):
         load_suite("no_such_suite")
     with pytest.raises(SuiteError, match="expected one or more"):
         load_suite(str(write(tmp_path, "[defaults]\nbatch = 1\n")))

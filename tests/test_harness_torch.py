@@ -233,12 +233,14 @@ def test_default_suite_without_cuda_is_smoke(harness, monkeypatch):
 
 @pytest.mark.parametrize("causal, kv_heads", [(False, 4), (True, 2), (True, 1)])
 def test_chunked_reference_matches_float64_attention(monkeypatch, causal, kv_heads):
-    monkeypatch.setitem(torch_backend.REF_BUDGET, "cpu", 4 * 4 * 40 * 7)  # 7 query rows per chunk
-    monkeypatch.setitem(torch_backend.REF_BUDGET, "cuda", 4 * 4 * 40 * 7)
-    wl = Workload("r", 1, 40, 4, kv_heads, 8, "float32", causal)
+    from opbench.ops import attention
+
+    monkeypatch.setitem(attention.REF_BUDGET, "cpu", 4 * 4 * 40 * 7)  # 7 query rows per chunk
+    monkeypatch.setitem(attention.REF_BUDGET, "cuda", 4 * 4 * 40 * 7)
+    wl = Workload.attention("r", 1, 40, 4, kv_heads, 8, "float32", causal)
     backend = torch_backend.TorchBackend.create()
     q, k, v = backend.inputs(wl)
-    ref = backend.reference(q, k, v, wl).double().cpu()
+    ref = backend.reference((q, k, v), wl).double().cpu()
     qd, kd, vd = (t.double().cpu().transpose(1, 2) for t in (q, k, v))
     kd, vd = (t.repeat_interleave(4 // kv_heads, dim=1) for t in (kd, vd))
     scores = qd @ kd.transpose(-1, -2) / math.sqrt(8)
@@ -250,7 +252,7 @@ def test_chunked_reference_matches_float64_attention(monkeypatch, causal, kv_hea
 
 def test_inputs_are_seeded_reproducible_distinct_and_never_zero():
     backend = torch_backend.TorchBackend.create()
-    wl = Workload("x", 2, 16, 4, 2, 8, "bfloat16", False)
+    wl = Workload.attention("x", 2, 16, 4, 2, 8, "bfloat16", False)
     q1, k1, v1 = backend.inputs(wl)
     q2, _, _ = backend.inputs(wl)
     assert q1.shape == (2, 16, 4, 8) and k1.shape == v1.shape == (2, 16, 2, 8) and q1.dtype == torch.bfloat16
@@ -260,7 +262,11 @@ def test_inputs_are_seeded_reproducible_distinct_and_never_zero():
 
 
 def run_script(name: str, tmp_path: Path) -> tuple[subprocess.CompletedProcess, list[dict]]:
-    env = {**os.environ, "ORCH_OUT": str(tmp_path), "ORCH_WORKLOADS": "smoke", "PYTHONPATH": str(REPO / "shared")}
+    from orchestrator.model.job import load_job
+
+    job = load_job(REPO / "impls" / name / "bench.py", name)  # the orchestrator reads the PEP 723 block, once
+    env = {**os.environ, "ORCH_OUT": str(tmp_path), "ORCH_WORKLOADS": "smoke", "PYTHONPATH": str(REPO / "shared"),
+           "ORCH_TAGS": json.dumps(job.tags), "ORCH_OP": job.op}
     env.pop("ORCH_IMPL", None)
     res = subprocess.run([sys.executable, str(REPO / "impls" / name / "bench.py")], cwd=tmp_path, env=env,
                          capture_output=True, text=True, timeout=600)

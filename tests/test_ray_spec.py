@@ -35,7 +35,7 @@ def test_worker_rebuilds_the_job_with_its_own_paths_and_the_same_key_inputs(tree
     assert wp.key == p.key and ups == {}
     assert wp.job.script.read_bytes() == p.job.script.read_bytes() and wp.job.script != p.job.script
     assert wp.job.path_deps[0].root.is_relative_to(tmp_path / "w")
-    assert wctx.envs_dir == tmp_path / "node-envs" and wctx.suite.sha256 == ctx.suite.sha256
+    assert wctx.envs_dir == tmp_path / "node-envs" and wctx.suites.key_input() == {"attention": ctx.suites.get("attention").key_input()}
 
 
 def test_worker_refuses_sources_changed_after_planning(tree, tmp_path):

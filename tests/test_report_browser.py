@@ -15,9 +15,9 @@ ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-f
 
 
 # The H100 results' mix: the seed and long suites (one shape family) and the kernel suite's four families.
-WIDE = ([Workload(f"flux_L{i}", 1, 1024 + 128 * i, 24, 24, 128, "bfloat16", False) for i in range(6)]
-        + [Workload(f"long_L{i}", 1, 4096 + 256 * i, 24, 24, 128, "bfloat16", False) for i in range(8)]
-        + [Workload(f"kern_d{d}_s{s}_{'c' if c else 'nc'}", 1, s, 32, 32, d, "bfloat16", c)
+WIDE = ([Workload.attention(f"flux_L{i}", 1, 1024 + 128 * i, 24, 24, 128, "bfloat16", False) for i in range(6)]
+        + [Workload.attention(f"long_L{i}", 1, 4096 + 256 * i, 24, 24, 128, "bfloat16", False) for i in range(8)]
+        + [Workload.attention(f"kern_d{d}_s{s}_{'c' if c else 'nc'}", 1, s, 32, 32, d, "bfloat16", c)
            for d in (64, 128) for c in (False, True) for s in (4096, 8192)])
 
 

@@ -173,7 +173,7 @@ def test_other_unsupported_inputs_are_refused(bench):
 def test_prepare_turns_an_unsupported_workload_into_an_error_with_the_reason(bench):
     from opbench.suite import Workload  # importable: the bench fixture loaded opbench from shared/
 
-    wl = Workload(name="d96", batch=1, seq_len=64, heads=2, kv_heads=2, head_dim=96, dtype="bfloat16", causal=False)
+    wl = Workload.attention("d96", 1, 64, 2, 2, 96, "bfloat16", False)
     with pytest.raises(ValueError, match="unsupported by triton_flash: head_dim 96"):
         bench.prepare(None, None, None, wl)
 

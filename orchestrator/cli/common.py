@@ -13,7 +13,7 @@ from orchestrator.errors import UserError
 from orchestrator.model.context import REPO, Context
 from orchestrator.model.device import detect_device
 from orchestrator.model.job import SCRIPT_FILE, Job, discover, with_upstreams
-from orchestrator.model.suite import resolve_suite
+from orchestrator.model.suite import resolve_suites
 from orchestrator.run.stage import check_reserved
 
 HARNESS = Path("shared") / "opbench"
@@ -42,10 +42,10 @@ def make_context(args, **overrides) -> Context:
     impls_dir = args.impls_dir.resolve()
     suites_dir = args.suites_dir or next((d for d in (impls_dir.parent / SUITES, REPO / SUITES) if d.is_dir()), REPO / SUITES)
     harness = next((d for d in (impls_dir.parent / HARNESS, REPO / HARNESS) if (d / "suite.py").is_file()), REPO / HARNESS)
-    suite = resolve_suite(args.workloads or ("seed" if device.has_gpu else "smoke"), suites_dir, harness)
+    suites = resolve_suites(args.workloads or ("seed" if device.has_gpu else "smoke"), suites_dir, harness)
     ctx = Context(
         impls_dir=impls_dir, store=Store(args.artifacts.resolve()), envs_dir=(args.envs_dir or default_envs_dir()).resolve(),
-        suite=suite, device=device, interp=Interpreter.current(), wheelhouses=tuple(args.wheelhouse), offline=args.offline,
+        suites=suites, device=device, interp=Interpreter.current(), wheelhouses=tuple(args.wheelhouse), offline=args.offline,
         gpus=_gpus(getattr(args, "gpus", None), device), **overrides,
     )
     if args.python:
@@ -62,6 +62,9 @@ def warn(text: str) -> None:
 def load_jobs(ctx: Context) -> dict[str, Job]:
     jobs = discover(ctx.impls_dir, warn=warn)
     check_reserved(jobs)
+    for job in jobs.values():
+        if ctx.suites.ops and job.op not in ctx.suites.ops:
+            raise UserError(f"{job.script}: [tool.orchestrator] op: unknown op {job.op!r} (known: {', '.join(ctx.suites.ops)})")
     return jobs
 
 

@@ -56,7 +56,7 @@ def _execute(ctx: Context, jobs: dict[str, Job], to_run: list[str], forced: set[
     started = time.time()
     everything = select(jobs, ["all"]) if combine else to_run
     shown = [*to_run, STAGE] if combine else to_run
-    print(f"{len(shown)} jobs · suite {ctx.suite.name} · {ctx.device.fingerprint} · artifacts {ctx.store.root}", flush=True)
+    print(f"{len(shown)} jobs · suite {ctx.suites.name} · {ctx.device.fingerprint} · artifacts {ctx.store.root}", flush=True)
     progress = Progress(shown)
     runner = JobRunner(ctx, make_executor(progress))
     try:

@@ -9,7 +9,7 @@ from orchestrator.cache.store import Store
 from orchestrator.env.isolated import ISOLATED, Interpreter
 from orchestrator.env.provider import EnvProvider
 from orchestrator.model.device import Device
-from orchestrator.model.suite import Suite
+from orchestrator.model.suite import Suite, Suites
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -21,7 +21,7 @@ class Context:
     impls_dir: Path
     store: Store
     envs_dir: Path
-    suite: Suite
+    suites: Suites
     device: Device
     interp: Interpreter
     locked: bool = False
@@ -33,6 +33,10 @@ class Context:
     baseline: str = "torch_math"  # the combine stage's speedup reference
     provider: EnvProvider = ISOLATED  # where envs come from: isolated (default) or host mode (env.host.Base)
     _uv: list = field(default_factory=list, compare=False, repr=False)
+
+    def suite_for(self, job) -> Suite | None:
+        """The suite a job runs (its op's); None where this run has none for its op."""
+        return self.suites.get(job.op)
 
     def uv(self):
         """uv, looked up on first use only, so a fully cached run never needs it."""

@@ -20,7 +20,9 @@ NAME = re.compile(r"^[a-z0-9_]+$")
 REQ_NAME = re.compile(r"^\s*([A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?)")
 SCRIPT_FILE = "bench.py"
 LOCK_SUFFIX = ".lock.txt"
-KNOWN_KEYS = {"needs", "gpu", "requires", "timeout", "tags", "env", "optional"}
+KNOWN_KEYS = {"needs", "gpu", "requires", "timeout", "tags", "env", "optional", "op"}
+OP_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+DEFAULT_OP = "attention"  # an impl that names no op
 VAR_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 KNOWN_REQUIRES = {"cuda"}
 
@@ -61,6 +63,7 @@ class Job:
     stage: bool = False
     env: tuple[str, ...] = ()  # variables whose values change its results: they enter its key
     optional: tuple[str, ...] = ()  # host mode: transitive requirements that may be left out (canonical names)
+    op: str = DEFAULT_OP  # the operation it implements (`[tool.orchestrator] op`); its suites are that op's
 
     @property
     def folder(self) -> Path:
@@ -109,7 +112,10 @@ def _settings(path: Path, meta: dict) -> dict:
     optional = tool.get("optional", [])
     if not isinstance(optional, list) or not all(isinstance(o, str) and REQ_NAME.fullmatch(o) for o in optional):
         raise _fail(path, "optional", "must be a list of package names")
-    return {"needs": tuple(needs), "gpu": gpu, "requires": tuple(requires), "timeout": timeout, "tags": tags,
+    op = tool.get("op", DEFAULT_OP)
+    if not isinstance(op, str) or not OP_NAME.match(op):
+        raise _fail(path, "op", "must be an op name such as \"rms_norm\"")
+    return {"op": op, "needs": tuple(needs), "gpu": gpu, "requires": tuple(requires), "timeout": timeout, "tags": tags,
             "env": tuple(sorted(set(env))), "optional": tuple(sorted({canonical_name(o) for o in optional}))}
 
 

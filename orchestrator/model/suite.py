@@ -1,10 +1,11 @@
-"""Workload suites: a name (a TOML file in the harness's suite folder) or a path to a TOML file."""
+"""Workload suites: a name (a TOML file in each op's folder of the harness's suites, `workloads/<op>/<name>.toml`)
+or a path to one TOML file (whose `[suite] op` says which op's impls it is for)."""
 
 from __future__ import annotations
 
 import re
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from orchestrator.cache.hashing import sha256_bytes
@@ -26,9 +27,37 @@ class Suite:
     name: str
     path: Path
     sha256: str
+    op: str = "attention"
 
     def key_input(self) -> dict:
         return {"name": self.name, "sha256": self.sha256}
+
+
+@dataclass(frozen=True)
+class Suites:
+    """The run's suites, one per op that has one: `--workloads seed` is every op's own `seed`."""
+
+    name: str
+    by_op: tuple[tuple[str, Suite], ...]
+    ops: tuple[str, ...] = ()  # every op the harness defines
+
+    def get(self, op: str) -> Suite | None:
+        return dict(self.by_op).get(op)
+
+    def key_input(self) -> dict:
+        """What a stage's key holds: every op's suite."""
+        return {op: s.key_input() for op, s in self.by_op}
+
+    def missing_reason(self, op: str) -> str:
+        return f"no suite {self.name!r} for op {op} (it has: {', '.join(self.known.get(op, [])) or 'none'})"
+
+    @property
+    def known(self) -> dict[str, list[str]]:
+        return {op: available(s.path.parent) for op, s in self.by_op}
+
+    @classmethod
+    def single(cls, suite: Suite) -> Suites:
+        return cls(name=suite.name, by_op=((suite.op, suite),), ops=(suite.op,))
 
 
 def available(suites_dir: Path) -> list[str]:
@@ -52,24 +81,36 @@ def harness_suite_module(harness: Path):
     return importlib.import_module(f"{HARNESS_SCHEMA}.suite")
 
 
-def resolve_suite(spec: str, suites_dir: Path, harness: Path) -> Suite:
-    """Find and validate the suite with the harness's validator; bad input is one line naming the file and field."""
-    if spec.endswith(".toml") or "/" in spec:
-        path = Path(spec).resolve()
-        if not path.is_file():
-            raise UserError(f"--workloads {spec}: file not found")
-    else:
-        path = (suites_dir / f"{spec}.toml").resolve()
-        if not SUITE_NAME.match(spec) or not path.is_file():
-            raise UserError(f"--workloads {spec}: unknown suite (known: {', '.join(available(suites_dir)) or 'none'})")
+def _validated(path: Path, schema, expect: str | None) -> Suite:
     data = path.read_bytes()
     try:
         doc = tomllib.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise UserError(f"{path}: invalid TOML: {exc}") from None
-    schema = harness_suite_module(harness)
     try:
-        schema.parse_suite(doc, str(path))
+        op, _ = schema.parse_suite(doc, str(path), expect)
     except schema.SuiteError as exc:
         raise UserError(str(exc)) from None
-    return Suite(name=path.stem, path=path, sha256=sha256_bytes(data))
+    return Suite(name=path.stem, path=path, sha256=sha256_bytes(data), op=op)
+
+
+def resolve_suites(spec: str, suites_dir: Path, harness: Path) -> Suites:
+    """Find and validate the suites with the harness's validator; bad input is one line naming the file and field.
+
+    A name is looked up in every op's folder (`suites_dir/<op>/<name>.toml`): ops without that suite run nothing
+    this time (their impls are skipped, saying so). A path is one suite, for the op it names."""
+    schema = harness_suite_module(harness)
+    ops = tuple(schema.ops.NAMES)
+    if spec.endswith(".toml") or "/" in spec:
+        path = Path(spec).resolve()
+        if not path.is_file():
+            raise UserError(f"--workloads {spec}: file not found")
+        return replace(Suites.single(_validated(path, schema, None)), ops=ops)
+    if not SUITE_NAME.match(spec):
+        raise UserError(f"--workloads {spec}: not a suite name ([A-Za-z0-9_-]+) or a .toml path")
+    found = [(op, _validated((suites_dir / op / f"{spec}.toml").resolve(), schema, op)) for op in ops
+             if (suites_dir / op / f"{spec}.toml").is_file()]
+    if not found:
+        known = sorted({n for op in ops for n in available(suites_dir / op)})
+        raise UserError(f"--workloads {spec}: unknown suite (known: {', '.join(known) or 'none'})")
+    return Suites(name=spec, by_op=tuple(found), ops=ops)

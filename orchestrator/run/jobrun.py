@@ -90,9 +90,12 @@ class JobRunner:
     def variables(self, p: Planned, env: Env, upstream_entries: dict[str, Path], gpu_ids: tuple[str, ...]) -> dict[str, str]:
         """The variables a job sees beyond the parent environment (and that `reproduce` prints)."""
         job = p.job
+        suite = self.ctx.suite_for(job)
         v = {
             "ORCH_IMPL": job.name,
-            "ORCH_WORKLOADS": str(self.ctx.suite.path),
+            "ORCH_OP": job.op,
+            "ORCH_TAGS": json.dumps(job.tags, sort_keys=True),
+            **({"ORCH_WORKLOADS": str(suite.path)} if suite and not job.stage else {}),
             "VIRTUAL_ENV": str(env.root),
             "PYTHONNOUSERSITE": "1",
         }

@@ -90,6 +90,8 @@ def preskip_reason(job: Job, ctx: Context) -> str | None:
     """Why a job cannot run on this machine at all, decided before any environment is built."""
     if "cuda" in job.requires and not ctx.device.has_gpu:
         return "requires CUDA; no NVIDIA GPU on this machine"
+    if not job.stage and ctx.suite_for(job) is None:
+        return ctx.suites.missing_reason(job.op)
     if job.requires_python:
         version = job_python(ctx)["version"]
         allowed = python_allowed(job.requires_python, version)
@@ -128,11 +130,20 @@ def write_locks(ctx: Context, jobs: dict[str, Job], names, on_lock=None) -> None
             read_lock(job, ctx, on_lock, create=True)
 
 
+def workloads_input(job: Job, ctx: Context) -> dict:
+    """The suite part of a key: the job's op's suite; for a stage, every op's (it merges them all)."""
+    if job.stage:
+        return ctx.suites.key_input()
+    suite = ctx.suite_for(job)
+    return suite.key_input() if suite else {"missing": ctx.suites.name}
+
+
 def job_key(job: Job, lock_text: str | None, ctx: Context, trees: TreeHashes, upstreams: dict[str, dict]) -> tuple[dict, str]:
     """A job's key inputs and key."""
     inputs = key_inputs(
         job, script=job.script.read_bytes(), lock=lock_text, trees=trees, upstreams=upstreams,
-        workloads=ctx.suite.key_input(), device=ctx.device.fingerprint, base=ctx.provider.key_input(ctx), python=job_python(ctx),
+        workloads=workloads_input(job, ctx), device=ctx.device.fingerprint, base=ctx.provider.key_input(ctx),
+        python=job_python(ctx),
         variables={v: os.environ.get(v) for v in job.env}, settings=stage_settings(ctx) if job.stage else None,
     )
     return inputs, key_of(inputs)

@@ -9,12 +9,12 @@ pass their own, looser tolerance. NaN or Inf never passes.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping, Union
 
 DEFAULT_REL_L2 = {"float32": 1e-3, "float16": 5e-3, "bfloat16": 1e-2}
 
-Tolerance = Union[None, float, Mapping[str, float]]
+Tolerance = None | float | Mapping[str, float]
 
 
 @dataclass(frozen=True)
@@ -30,7 +30,7 @@ class Accuracy:
     def to_json(self) -> dict:
         return {"max_abs": self.max_abs, "rel_l2": self.rel_l2, "tol": self.tol}
 
-    def worse(self, other: "Accuracy") -> "Accuracy":
+    def worse(self, other: Accuracy) -> Accuracy:
         """The less accurate of two checks of the same workload (used when graph replays are checked too)."""
         if not self.ok:
             return self
@@ -39,13 +39,15 @@ class Accuracy:
         return self if (self.rel_l2 or 0.0) >= (other.rel_l2 or 0.0) else other
 
 
-def tolerance_for(dtype: str, tolerance: Tolerance = None) -> float:
-    """The rel-L2 bound for a dtype: the impl's own (a number, or a dtype → number mapping) or the default."""
+def tolerance_for(dtype: str, tolerance: Tolerance = None, defaults: Mapping[str, float] | None = None) -> float:
+    """The rel-L2 bound for a dtype: the impl's own (a number, or a dtype → number mapping), else the op's
+    default (`defaults`), else DEFAULT_REL_L2."""
+    base = (defaults or DEFAULT_REL_L2).get(dtype, DEFAULT_REL_L2[dtype])
     if tolerance is None:
-        return DEFAULT_REL_L2[dtype]
+        return float(base)
     if isinstance(tolerance, (int, float)):
         return float(tolerance)
-    return float(tolerance.get(dtype, DEFAULT_REL_L2[dtype]))
+    return float(tolerance.get(dtype, base))
 
 
 def judge(max_abs: float, rel_l2: float, finite: bool, tol: float) -> Accuracy:

@@ -15,12 +15,13 @@ from __future__ import annotations
 import gc
 import math
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from opbench import envinfo, peak
 from opbench.accuracy import Accuracy, judge
 from opbench.errors import one_line
-from opbench.inputs import host_qkv
+from opbench.inputs import host_inputs
 from opbench.record import Env
 from opbench.suite import Workload
 from opbench.torch_timing import RepTimer
@@ -29,7 +30,6 @@ FLUSH_BYTES = 128 << 20
 MAX_COPIES = 16
 MIN_CALLS = 4  # input copies at least: never two calls on the same buffers in a program
 TARGET_REP_S = 0.005  # a rep lasts about this long, so one dispatch and one wake-up are <1% of it
-REF_BUDGET = {"gpu": 512 << 20, "cpu": 64 << 20}
 
 
 class JaxBackend:
@@ -42,7 +42,7 @@ class JaxBackend:
         self.device = device
 
     @classmethod
-    def create(cls) -> "JaxBackend":
+    def create(cls) -> JaxBackend:
         import jax
 
         gpus = [d for d in jax.devices() if d.platform == "gpu"]
@@ -69,45 +69,21 @@ class JaxBackend:
 
     def inputs(self, wl: Workload) -> tuple:
         jnp = self.jax.numpy
-        return tuple(self.jax.device_put(x, self.device).astype(getattr(jnp, wl.dtype)) for x in host_qkv(wl))
+        return tuple(self.jax.device_put(x, self.device).astype(getattr(jnp, wl.dtype)) for x in host_inputs(wl))
 
-    def reference(self, q, k, v, wl: Workload):
-        """fp32 attention at HIGHEST matmul precision (no TF32), a block of query rows at a time.
+    def reference(self, inputs: tuple, wl: Workload):
+        """The op's fp32 reference in JAX (ops without one cannot run JAX impls: a one-line error)."""
+        ref = wl.spec.reference.get("jax")
+        if ref is None:
+            raise NotImplementedError(f"op {wl.op} has no JAX reference")
+        return ref(inputs, wl)
 
-        One program serves every block (q is padded to whole blocks), compiled with GEMM autotuning off:
-        autotuning fp32 GEMMs costs seconds per shape and buys nothing for a reference.
-        """
-        jax, jnp = self.jax, self.jax.numpy
-        b, s, h, d = q.shape
-        group = h // k.shape[2]
-        kf = jnp.repeat(k.astype(jnp.float32), group, axis=2)
-        vf = jnp.repeat(v.astype(jnp.float32), group, axis=2)
-        rows = min(s, max(1, REF_BUDGET.get(self.device.platform, REF_BUDGET["cpu"]) // (b * h * s * 4)))
-        blocks = math.ceil(s / rows)
-        qf = jnp.pad(q.astype(jnp.float32), ((0, 0), (0, blocks * rows - s), (0, 0), (0, 0)))
-
-        def block(qb, kb, vb, start):  # k and v are arguments, not constants baked into the program
-            scores = jnp.einsum("bqhd,bkhd->bhqk", qb, kb, precision=jax.lax.Precision.HIGHEST) / math.sqrt(d)
-            if wl.causal:
-                qi = start + jnp.arange(rows)
-                scores = jnp.where(jnp.arange(s)[None, :] > qi[:, None], -jnp.inf, scores)
-            p = jax.nn.softmax(scores, axis=-1)
-            return jnp.einsum("bhqk,bkhd->bqhd", p, vb, precision=jax.lax.Precision.HIGHEST)
-
-        lowered = jax.jit(block).lower(qf[:, :rows], kf, vf, 0)
-        try:
-            run = lowered.compile(compiler_options={"xla_gpu_autotune_level": 0} if self.has_cuda else None)
-        except Exception:  # an XLA that does not take the option: autotune then
-            run = lowered.compile()
-        parts = [run(qf[:, i * rows : (i + 1) * rows], kf, vf, i * rows) for i in range(blocks)]
-        return jax.block_until_ready(jnp.concatenate(parts, axis=1)[:, :s])
-
-    def check(self, out, ref, tol: float) -> Accuracy:
+    def check(self, out, ref, tol: float, layout: str = "") -> Accuracy:
         jnp = self.jax.numpy
         if not hasattr(out, "shape") or not hasattr(out, "dtype"):
-            raise TypeError(f"impl returned {type(out).__name__}, expected an array (B, S, H, D)")
+            raise TypeError(f"impl returned {type(out).__name__}, expected an array {layout}")
         if tuple(out.shape) != tuple(ref.shape):
-            raise ValueError(f"output shape {tuple(out.shape)} != expected {tuple(ref.shape)} (B, S, H, D)")
+            raise ValueError(f"output shape {tuple(out.shape)} != expected {tuple(ref.shape)} {layout}")
         o = jnp.asarray(out).astype(jnp.float32)
         diff = o - ref
         finite = bool(jnp.isfinite(o).all())
@@ -136,7 +112,7 @@ class JaxBackend:
         except Exception:  # not traceable, or the backend keeps no account: null is the honest answer
             return None
 
-    def timer(self, fn: Callable, args: tuple, graph_safe: bool) -> RepTimer:
+    def timer(self, fn: Callable, args: tuple, graph_safe: bool, copies: int = 1) -> RepTimer:
         """xla-batch: one jitted program calling fn on each input copy; host-batch (a call per copy) if untraceable."""
         jax = self.jax
         slots = [i for i, a in enumerate(args) if isinstance(a, jax.Array)]

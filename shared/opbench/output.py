@@ -16,7 +16,7 @@ class ResultsWriter:
     def __init__(self, out_dir: Path):
         self.path = Path(out_dir) / RESULTS
 
-    def __enter__(self) -> "ResultsWriter":
+    def __enter__(self) -> ResultsWriter:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._fh = self.path.open("w", encoding="utf-8")
         return self

@@ -1,4 +1,10 @@
-"""The result record: one JSON line per (impl, workload), with its provenance."""
+"""The result record: one JSON line per (impl, workload), with its provenance.
+
+Versioned: `schema` 2 adds `op`, the work counts (`gbps`, `pct_bandwidth`), the L2 policy (`l2`) and the device's
+measured ceilings (`env.peak_tflops`, `env.copy_gbps`). A line without `schema` is version 1: an attention record
+from before ops existed, read as such. This module is the one definition: the combine stage, `compare` and every
+test fixture read and write records through it.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +12,14 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from opbench import ops
 from opbench.accuracy import Accuracy
 from opbench.stats import Latency
 from opbench.suite import Workload
 
 STATUSES = ("ok", "skipped", "error")
+SCHEMA = 2
+L2_POLICIES = ("cold", "hot")
 
 
 @dataclass(frozen=True)
@@ -24,16 +33,42 @@ class Env:
     torch: str | None
     python: str
     packages: dict[str, str] = field(default_factory=dict)
+    peak_tflops: float | None = None  # the device's measured bf16 matmul rate (pct_peak's denominator)
+    copy_gbps: float | None = None  # the device's measured copy bandwidth (pct_bandwidth's denominator)
 
     def to_json(self) -> dict:
         return {
             "device": self.device, "sm": self.sm, "driver": self.driver, "cuda": self.cuda,
             "torch": self.torch, "python": self.python, "packages": dict(sorted(self.packages.items())),
+            "peak_tflops": self.peak_tflops, "copy_gbps": self.copy_gbps,
         }
 
     @classmethod
-    def from_json(cls, data: dict) -> "Env":
-        return cls(**data)
+    def from_json(cls, data: dict) -> Env:
+        return cls(**{k: data.get(k) for k in ENV_FIELDS if k in data})
+
+
+ENV_FIELDS = ("device", "sm", "driver", "cuda", "torch", "python", "packages", "peak_tflops", "copy_gbps")
+
+
+@dataclass(frozen=True)
+class L2:
+    """How the timed calls met the L2 cache. policy: cold (inputs come from memory) or hot (they may sit in L2);
+    method: how that was arranged; copies: input sets rotated through; resident: the result implies more than
+    the measured copy bandwidth, so it was (at least partly) served from L2 and is not a memory throughput."""
+
+    policy: str
+    method: str
+    copies: int = 1
+    resident: bool = False
+
+    def to_json(self) -> dict:
+        return {"policy": self.policy, "method": self.method, "copies": self.copies, "resident": self.resident}
+
+    @classmethod
+    def from_json(cls, data: dict) -> L2:
+        return cls(policy=data["policy"], method=data["method"], copies=int(data.get("copies", 1)),
+                   resident=bool(data.get("resident", False)))
 
 
 @dataclass(frozen=True)
@@ -50,6 +85,9 @@ class Record:
     peak_bytes: int | None = None
     tflops: float | None = None
     pct_peak: float | None = None
+    gbps: float | None = None
+    pct_bandwidth: float | None = None
+    l2: L2 | None = None
     ok: bool | None = None
     err: Accuracy | None = None
     reason: str | None = None
@@ -60,6 +98,8 @@ class Record:
 
     def to_json(self) -> dict:
         return {
+            "schema": SCHEMA,
+            "op": self.wl.op,
             "impl": self.impl,
             "wl": self.wl.to_json(),
             "lat_ms": self.lat_ms.to_json() if self.lat_ms else None,
@@ -67,6 +107,9 @@ class Record:
             "peak_bytes": self.peak_bytes,
             "tflops": self.tflops,
             "pct_peak": self.pct_peak,
+            "gbps": self.gbps,
+            "pct_bandwidth": self.pct_bandwidth,
+            "l2": self.l2.to_json() if self.l2 else None,
             "ok": self.ok,
             "err": self.err.to_json() if self.err else None,
             "tags": self.tags,
@@ -80,11 +123,13 @@ class Record:
         return json.dumps(self.to_json(), allow_nan=False, sort_keys=False)
 
     @classmethod
-    def from_json(cls, data: dict) -> "Record":
+    def from_json(cls, data: dict) -> Record:
+        """A record from its JSON object (schema 1 or 2); KeyError/ValueError naming what is wrong."""
+        op = record_op(data)
         err = data.get("err")
         return cls(
             impl=data["impl"],
-            wl=Workload.from_json(data["wl"]),
+            wl=Workload.from_json(data["wl"], op),
             status=data["status"],
             tags=data.get("tags") or {},
             env=Env.from_json(data["env"]),
@@ -93,9 +138,25 @@ class Record:
             peak_bytes=data.get("peak_bytes"),
             tflops=data.get("tflops"),
             pct_peak=data.get("pct_peak"),
+            gbps=data.get("gbps"),
+            pct_bandwidth=data.get("pct_bandwidth"),
+            l2=L2.from_json(data["l2"]) if data.get("l2") else None,
             ok=data.get("ok"),
             err=Accuracy(err["max_abs"], err["rel_l2"], err["tol"], bool(data.get("ok")), err["rel_l2"] is not None)
             if err
             else None,
             reason=data.get("reason"),
         )
+
+
+def record_op(data: dict) -> str:
+    """The op of a record's JSON object: `op` in schema 2, attention in schema 1 (no `schema` field)."""
+    schema = data.get("schema", 1)
+    if schema == 1:
+        return ops.DEFAULT
+    if schema != SCHEMA:
+        raise ValueError(f"schema: unknown record schema {schema!r} (this harness reads 1 and {SCHEMA})")
+    op = data.get("op")
+    if op not in ops.NAMES:
+        raise ValueError(f"op: unknown op {op!r} (known: {', '.join(ops.NAMES)})")
+    return op

@@ -1,8 +1,9 @@
 """`run()`: the whole life of one impl's job, as a short pipeline.
 
-settings → backend → suite → skip? → per workload (inputs → reference → first call → check → warm-up →
-memory → timer → adaptive reps → record) → exit code. A workload that raises becomes an `error` record
-and the run goes on; an impl that cannot run here at all becomes `skipped` records and exit 77.
+settings → backend → suite (the op's) → skip? → per workload (inputs → reference → first call → check →
+warm-up → memory → timer (L2-cold rotation for memory-bound ops) → adaptive reps → record) → exit code.
+A workload that raises becomes an `error` record and the run goes on; an impl that cannot run here at all
+becomes `skipped` records and exit 77.
 """
 
 from __future__ import annotations
@@ -11,20 +12,23 @@ import os
 import sys
 import time
 import traceback
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from opbench import output, script
 from opbench.accuracy import Accuracy, Tolerance, tolerance_for
 from opbench.envinfo import package_versions, python_version
 from opbench.errors import HarnessError, Skip, one_line
-from opbench.record import Env, Record
+from opbench.record import L2, Env, Record
 from opbench.stats import median_stable, summarize
 from opbench.suite import Suite, Workload, load_suite
 
 SKIP_EXIT = 77
 COLD_REPS = 25  # single-call replays after an L2 flush, for lat_ms.cold_p50
+ROTATE_L2_MULTIPLE = 3  # memory-bound ops: the rotated input copies hold at least this many times the L2
+MAX_COPIES = 64
 USER_ERROR_EXIT = 2
 
 
@@ -39,6 +43,7 @@ class Options:
     warmup_s: float | None = None
     time_cap_s: float | None = None
     settle_s: float | None = None
+    l2: str | None = None  # "cold" or "hot"; None: the op's default (cold for memory-bound ops)
     rel_ci: float = 0.01
     min_reps: int = 10
     max_reps: int = 2000
@@ -56,6 +61,7 @@ class Options:
 def run(
     fn: Callable,
     *,
+    op: str | None = None,
     name: str | None = None,
     tags: dict | None = None,
     prepare: Callable | None = None,
@@ -70,19 +76,24 @@ def run(
 ) -> int:
     """Benchmark `fn` on every workload of the suite; write $ORCH_OUT/results.jsonl; return the exit code.
 
-    fn(*prepare(q, k, v, wl)) — or fn(q, k, v, causal) without prepare — returns the output; finish(out)
-    turns it into the canonical (B, S, H, D) layout for the check. prepare and finish are never timed.
-    check() raises Skip (or ImportError) when the impl cannot run here. tolerance: rel-L2 bound, a number
-    or {dtype: number}. measure: warmup_s, settle_s, time_cap_s, rel_ci, min_reps, max_reps.
+    The op ($ORCH_OP from the script's `[tool.orchestrator] op`, else `op`, else attention) says what the inputs
+    are: fn(*prepare(*inputs, wl)) — or fn(*op.args(inputs, wl)) without prepare, e.g. fn(q, k, v, causal) for
+    attention, fn(x, weight, eps) for rms_norm — returns the output; finish(out) turns it into the op's canonical
+    layout for the check. prepare and finish are never timed. check() raises Skip (or ImportError) when the impl
+    cannot run here. tolerance: rel-L2 bound, a number or {dtype: number}. measure: warmup_s, settle_s,
+    time_cap_s, l2 ("cold" | "hot"), rel_ci, min_reps, max_reps.
     """
     try:
         opts = Options(prepare=prepare, finish=finish, graph_safe=graph_safe, tolerance=tolerance, **measure)
         path = script.calling_script()
         impl = script.impl_name(path, name)
         tags = script.resolve_tags(path, tags)
+        op_name = script.op_name(op)
         out_dir = Path(os.environ.get("ORCH_OUT") or os.getcwd())
         backend, reason = make_backend(framework)
-        suite = load_suite(os.environ.get("ORCH_WORKLOADS") or ("seed" if backend and backend.has_cuda else "smoke"))
+        suite = load_suite(os.environ.get("ORCH_WORKLOADS") or ("seed" if backend and backend.has_cuda else "smoke"), op_name)
+        if suite.op != op_name:
+            raise HarnessError(f"{suite.path}: a suite of op {suite.op!r}; this impl is a {op_name!r} impl")
     except HarnessError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return USER_ERROR_EXIT
@@ -132,12 +143,26 @@ def skip_reason(backend, requires_cuda: bool, check: Callable | None) -> str | N
     return None
 
 
-def run_suite(backend, fn, impl, tags, env, suite: Suite, opts: Options, out_dir: Path) -> int:
-    peak = None
+def ceilings(backend, impl: str, memory_bound: bool) -> tuple[float | None, float | None]:
+    """(matmul peak TFLOP/s, copy GB/s) of the device, each measured once per device and cached; the copy
+    bandwidth only where an op is memory-bound. A failure leaves the ratio null; the timings are still good."""
+    peak = bandwidth = None
     try:
         peak = backend.peak_tflops()
-    except Exception as exc:  # pct_peak stays null; the timings are still good
+    except Exception as exc:
         print(f"{impl}: could not measure the bf16 matmul peak: {one_line(exc)}", file=sys.stderr)
+    if memory_bound and hasattr(backend, "copy_gbps"):
+        try:
+            bandwidth = backend.copy_gbps()
+        except Exception as exc:
+            print(f"{impl}: could not measure the copy bandwidth: {one_line(exc)}", file=sys.stderr)
+    return peak, bandwidth
+
+
+def run_suite(backend, fn, impl, tags, env, suite: Suite, opts: Options, out_dir: Path) -> int:
+    spec = suite.workloads[0].spec
+    peak, bandwidth = ceilings(backend, impl, spec.memory_bound)
+    env = replace(env, peak_tflops=peak, copy_gbps=bandwidth)
     with output.ResultsWriter(out_dir) as results:
         for wl in suite.workloads:
             try:
@@ -152,38 +177,69 @@ def run_suite(backend, fn, impl, tags, env, suite: Suite, opts: Options, out_dir
     return 0
 
 
+def l2_plan(backend, wl: Workload, args: tuple, opts: Options) -> tuple[int, L2]:
+    """How many argument copies the timed calls rotate through, and the L2 policy the record states.
+
+    cold (memory-bound ops' default): enough copies that one round is ROTATE_L2_MULTIPLE times the L2, so no call
+    finds its inputs there (one copy when a call alone moves that much); hot: the inputs are reused by every call
+    of a replay (each replay still starts after an L2 flush, so its first call is cold)."""
+    policy = opts.l2 or ("cold" if wl.spec.memory_bound else "hot")
+    if policy not in ("cold", "hot"):
+        raise HarnessError(f"l2={policy!r}: expected 'cold' or 'hot'")
+    l2 = backend.l2_bytes() if hasattr(backend, "l2_bytes") else None
+    if not l2:
+        return 1, L2(policy, "host clock, no L2 control" if not backend.has_cuda else "L2 size unknown")
+    if policy == "hot":
+        return 1, L2("hot", "inputs reused by the calls of a replay; L2 flushed before each replay")
+    moved = max(backend.tensor_bytes(args), 1)
+    if moved >= ROTATE_L2_MULTIPLE * l2:
+        return 1, L2("cold", f"one call's inputs exceed {ROTATE_L2_MULTIPLE}x the {l2 >> 20} MiB L2")
+    copies = min(MAX_COPIES, -(-ROTATE_L2_MULTIPLE * l2 // moved))
+    return copies, L2("cold", f"calls rotate through {copies} input copies ({ROTATE_L2_MULTIPLE}x the {l2 >> 20} MiB L2)",
+                      copies=copies)
+
+
 def measure(backend, fn, impl: str, tags: dict, env: Env, wl: Workload, opts: Options, peak: float | None) -> Record:
     """Measure one workload; raises whatever the impl raises (the caller turns it into an error record)."""
+    spec = wl.spec
     finish = opts.finish or (lambda out: out)
     clock = Phases(f"{impl} {wl.name}")
-    q, k, v = backend.inputs(wl)
+    inputs = backend.inputs(wl)
     clock.mark("inputs")
-    ref = backend.reference(q, k, v, wl)  # before the impl runs: an impl that writes its inputs can't bend it
+    ref = backend.reference(inputs, wl)  # before the impl runs: an impl that writes its inputs can't bend it
     clock.mark("reference")
-    args = tuple(opts.prepare(q, k, v, wl)) if opts.prepare else (q, k, v, wl.causal)
+    args = tuple(opts.prepare(*inputs, wl)) if opts.prepare else tuple(spec.args(inputs, wl))
     out, compile_ms = backend.first_call(fn, args)
-    tol = tolerance_for(wl.dtype, opts.tolerance)
-    acc = backend.check(finish(out), ref, tol)
+    tol = tolerance_for(wl.dtype, opts.tolerance, spec.tolerance)
+    acc = backend.check(finish(out), ref, tol, spec.layout)
     del out
     clock.mark("prepare+first call+check")
     warm_up(backend, fn, args, opts.warmup(backend.has_cuda))
     peak_bytes = backend.peak_bytes(fn, args)
     clock.mark("warm-up+memory")
-    timer = backend.timer(fn, args, opts.graph_safe)
+    copies, l2 = l2_plan(backend, wl, args, opts)
+    timer = backend.timer(fn, args, opts.graph_safe, copies) if copies > 1 else backend.timer(fn, args, opts.graph_safe)
     if timer.note:
         print(f"{impl} {wl.name}: {timer.note}", file=sys.stderr)
     clock.mark(f"{timer.mode} setup")
     raw, cold = timed_reps(timer, opts, backend.has_cuda)
     if timer.graph_out is not None:  # what the replays computed must be right too
-        acc = acc.worse(backend.check(finish(timer.graph_out), ref, tol))
+        acc = acc.worse(backend.check(finish(timer.graph_out), ref, tol, spec.layout))
+    lat = summarize(raw, timer.mode, timer.calls, cold)
+    del timer  # its graphs and input copies: free before the next workload
     clock.mark("reps")
     clock.report()
-    lat = summarize(raw, timer.mode, timer.calls, cold)
-    tflops = wl.flops / (lat.p50 * 1e-3) / 1e12 if lat.p50 > 0 else None
+    seconds = lat.p50 * 1e-3
+    tflops = wl.flops / seconds / 1e12 if lat.p50 > 0 else None
+    gbps = wl.bytes / seconds / 1e9 if lat.p50 > 0 else None
+    bandwidth = env.copy_gbps
+    if gbps is not None and bandwidth and gbps > bandwidth:
+        l2 = replace(l2, resident=True)
     return Record(
         impl, wl, "ok", tags, env, lat_ms=lat, compile_ms=compile_ms, peak_bytes=peak_bytes,
         tflops=tflops, pct_peak=100.0 * tflops / peak if tflops and peak else None,
-        ok=acc.ok, err=acc, reason=None if acc.ok else verdict_reason(acc),
+        gbps=gbps, pct_bandwidth=100.0 * gbps / bandwidth if gbps and bandwidth and not l2.resident else None,
+        l2=l2, ok=acc.ok, err=acc, reason=None if acc.ok else verdict_reason(acc),
     )
 
 

@@ -1,7 +1,8 @@
-"""What the calling script says about itself: its name and the tags in its PEP 723 `[tool.orchestrator]` table."""
+"""What the calling script is: its name, its op and its tags (from the variables the orchestrator sets)."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import sys
@@ -9,15 +10,9 @@ from pathlib import Path
 
 from opbench.errors import HarnessError
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - Python 3.10
-    import tomli as tomllib
-
-# PEP 723's reference expression for a `# /// TYPE` block.
-BLOCK = re.compile(r"(?m)^# /// (?P<type>[a-zA-Z0-9-]+)$\s(?P<content>(^#(| .*)$\s)+)^# ///$")
 IMPL_NAME = re.compile(r"^[a-z0-9_]+$")
 REQUIRED_TAGS = ("family", "backend", "compile")
+TAGS_VAR, OP_VAR = "ORCH_TAGS", "ORCH_OP"
 
 
 def calling_script() -> Path | None:
@@ -27,43 +22,42 @@ def calling_script() -> Path | None:
     return Path(path).resolve() if path and Path(path).is_file() else None
 
 
-def script_metadata(path: Path) -> dict:
-    """The parsed `# /// script` block of a file ({} when it has none)."""
-    text = path.read_text(encoding="utf-8")
-    blocks = [m for m in BLOCK.finditer(text) if m.group("type") == "script"]
-    if not blocks:
+def env_tags() -> dict:
+    """The script's `[tool.orchestrator] tags`, as the orchestrator hands them over ($ORCH_TAGS, a JSON table):
+    the orchestrator is the one reader of the PEP 723 block."""
+    text = os.environ.get(TAGS_VAR)
+    if not text:
         return {}
-    if len(blocks) > 1:
-        raise HarnessError(f"{path}: more than one '# /// script' block")
-    content = "".join(
-        line[2:] if line.startswith("# ") else line[1:]
-        for line in blocks[0].group("content").splitlines(keepends=True)
-    )
     try:
-        return tomllib.loads(content)
-    except tomllib.TOMLDecodeError as exc:
-        raise HarnessError(f"{path}: invalid TOML in the '# /// script' block: {exc}") from None
-
-
-def script_tags(path: Path | None) -> dict:
-    """`[tool.orchestrator] tags` of the script ({} when there is no script or no tags)."""
-    if path is None:
-        return {}
-    tags = script_metadata(path).get("tool", {}).get("orchestrator", {}).get("tags", {})
+        tags = json.loads(text)
+    except ValueError as exc:
+        raise HarnessError(f"${TAGS_VAR}: not JSON ({exc})") from None
     if not isinstance(tags, dict):
-        raise HarnessError(f"{path}: [tool.orchestrator] tags: expected a table like {{ family = ..., backend = ... }}")
+        raise HarnessError(f"${TAGS_VAR}: expected a JSON table like {{\"family\": ..., \"backend\": ...}}")
     return tags
 
 
 def resolve_tags(path: Path | None, given: dict | None) -> dict:
     """The script's tags updated with those the impl passes; family, backend and compile must all be present."""
-    tags = {**script_tags(path), **(given or {})}
+    tags = {**env_tags(), **(given or {})}
     missing = [t for t in REQUIRED_TAGS if t not in tags]
     if missing:
         where = path or "opbench.run(tags=...)"
         needed = ", ".join(REQUIRED_TAGS)
-        raise HarnessError(f"{where}: [tool.orchestrator] tags: missing {', '.join(missing)} (set {needed})")
+        raise HarnessError(f"{where}: [tool.orchestrator] tags: missing {', '.join(missing)} (set {needed}; run it "
+                           f"through the orchestrator, or as `python -m orchestrator reproduce NAME` prints, which "
+                           f"sets ${TAGS_VAR})")
     return {k: tags[k] for k in sorted(tags)}
+
+
+def op_name(given: str | None) -> str:
+    """$ORCH_OP (the script's `[tool.orchestrator] op`, set by the orchestrator), else the one passed, else attention."""
+    from opbench import ops
+
+    name = os.environ.get(OP_VAR) or given or ops.DEFAULT
+    if name not in ops.NAMES:
+        raise HarnessError(f"op {name!r}: unknown (known: {', '.join(ops.NAMES)})")
+    return name
 
 
 def impl_name(path: Path | None, given: str | None) -> str:

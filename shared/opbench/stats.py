@@ -40,7 +40,7 @@ class Latency:
         }
 
     @classmethod
-    def from_json(cls, data: dict) -> "Latency":
+    def from_json(cls, data: dict) -> Latency:
         ci = data.get("ci95")
         return cls(**{**data, "raw": tuple(data["raw"]), "ci95": tuple(ci) if ci is not None else None})
 

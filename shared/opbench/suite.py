@@ -1,18 +1,24 @@
-"""Workload suites: TOML files of attention shapes, validated into frozen `Workload`s.
+"""Workload suites: TOML files of one op's shapes, validated into frozen `Workload`s.
 
-A suite file has an optional `[suite]` table (description), an optional `[defaults]` table whose fields
-apply to every workload, and one or more `[[workload]]` tables. Fields: name, batch, seq_len, heads,
-kv_heads (default: heads), head_dim, dtype (float32 | float16 | bfloat16), causal (default: false).
+Suites live in `workloads/<op>/<name>.toml` (every op has `smoke`, for CPUs, and `seed`, the GPU default); a suite
+given by path names its op in `[suite] op = "..."` (default: attention). A file has an optional `[suite]` table
+(description, op), an optional `[defaults]` table whose fields apply to every workload, and one or more
+`[[workload]]` tables: `name`, `dtype` (float32 | float16 | bfloat16) and the op's own fields (`ops/<op>.py`).
+This module is the one validator: the orchestrator loads it (and `ops/`) from this folder to check a suite
+before any job runs.
 """
 
 from __future__ import annotations
 
 import re
 import sys
-from dataclasses import asdict, dataclass
+import zlib
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from .errors import SuiteError  # relative: the orchestrator loads this module without the package
+from . import ops  # relative: the orchestrator loads this module without the package's __init__
+from .errors import SuiteError
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -22,80 +28,135 @@ else:  # pragma: no cover - Python 3.10
 SUITES_DIR = Path(__file__).resolve().parent / "workloads"
 DTYPES = ("float32", "float16", "bfloat16")
 NAME = re.compile(r"^[A-Za-z0-9_]+$")
-INT_FIELDS = ("batch", "seq_len", "heads", "kv_heads", "head_dim")
-FIELDS = ("name", *INT_FIELDS, "dtype", "causal")
+BASE_SEED = 20240611
+SUITE_KEYS = ("description", "op")
 
 
 @dataclass(frozen=True)
 class Workload:
-    """One attention shape. Canonical tensor layout is (batch, seq_len, heads, head_dim)."""
+    """One shape of one op: its name, dtype and the op's fields (read as attributes: `wl.seq_len`)."""
 
+    op: str
     name: str
-    batch: int
-    seq_len: int
-    heads: int
-    kv_heads: int
-    head_dim: int
     dtype: str
-    causal: bool
+    params: tuple[tuple[str, Any], ...]
+
+    def __getattr__(self, key: str) -> Any:
+        if key.startswith("__"):
+            raise AttributeError(key)
+        for k, v in object.__getattribute__(self, "params"):
+            if k == key:
+                return v
+        raise AttributeError(f"workload of op {self.op!r} has no field {key!r}")
+
+    @property
+    def spec(self) -> ops.Op:
+        return ops.get(self.op)
+
+    @property
+    def fields(self) -> dict[str, Any]:
+        return dict(self.params)
 
     @property
     def flops(self) -> float:
-        """Forward work, 4·B·H·S²·D, halved when causal."""
-        work = 4.0 * self.batch * self.heads * self.seq_len**2 * self.head_dim
-        return work / 2 if self.causal else work
+        return self.spec.flops(self)
 
     @property
-    def gqa(self) -> bool:
-        return self.kv_heads != self.heads
+    def bytes(self) -> float:
+        return self.spec.bytes(self)
+
+    @property
+    def seed(self) -> int:
+        """A stable seed per shape, so one workload's inputs don't depend on which others ran before."""
+        spec = self.spec
+        key = spec.seed_key(self) if spec.seed_key else self.op + ":" + "x".join(str(v) for _, v in self.params)
+        return BASE_SEED ^ zlib.crc32(key.encode())
 
     def to_json(self) -> dict:
-        return asdict(self)
+        return {"name": self.name, **dict(self.params), "dtype": self.dtype}
 
     @classmethod
-    def from_json(cls, data: dict) -> "Workload":
-        return cls(**{f: data[f] for f in FIELDS})
+    def from_json(cls, data: dict, op: str = ops.DEFAULT) -> Workload:
+        """A record's `wl` table; KeyError naming the missing field."""
+        spec = ops.get(op)
+        return cls(op=op, name=data["name"], dtype=data["dtype"], params=tuple((f, data[f]) for f in spec.field_names))
+
+    @classmethod
+    def attention(cls, name: str, batch: int, seq_len: int, heads: int, kv_heads: int, head_dim: int, dtype: str,
+                  causal: bool = False) -> "Workload":
+        """An attention workload in the order its fields have always had (tests and tools)."""
+        return cls.make("attention", name, dtype, batch=batch, seq_len=seq_len, heads=heads, kv_heads=kv_heads,
+                        head_dim=head_dim, causal=causal)
+
+    @classmethod
+    def make(cls, op: str, name: str, dtype: str, **fields: Any) -> Workload:
+        """A workload built in code (tests, tools), validated like a suite's row."""
+        return _workload(op, {"name": name, "dtype": dtype, **fields}, f"Workload.make({op})")
 
 
 @dataclass(frozen=True)
 class Suite:
-    """A loaded suite: its name (the file's stem), where it came from, and its workloads in file order."""
+    """A loaded suite: its name (the file's stem), op, where it came from, and its workloads in file order."""
 
     name: str
+    op: str
     path: Path
     workloads: tuple[Workload, ...]
 
 
-def resolve_path(spec: str) -> Path:
-    """An absolute or relative path to a .toml file, or a bare suite name looked up in SUITES_DIR."""
+def suite_dir(op: str) -> Path:
+    return SUITES_DIR / op
+
+
+def resolve_path(spec: str, op: str = ops.DEFAULT) -> Path:
+    """An absolute or relative path to a .toml file, or a bare suite name looked up in the op's folder."""
     if spec.endswith(".toml") or "/" in spec or "\\" in spec:
         return Path(spec).expanduser().resolve()
-    return SUITES_DIR / f"{spec}.toml"
+    return suite_dir(op) / f"{spec}.toml"
 
 
-def available() -> list[str]:
-    return sorted(p.stem for p in SUITES_DIR.glob("*.toml"))
+def available(op: str = ops.DEFAULT) -> list[str]:
+    return sorted(p.stem for p in suite_dir(op).glob("*.toml"))
 
 
-def load_suite(spec: str) -> Suite:
-    """Load and validate a suite by name or path; any problem is a one-line SuiteError naming file and field."""
-    path = resolve_path(spec)
+def load_suite(spec: str, op: str = ops.DEFAULT) -> Suite:
+    """Load and validate a suite by name (in `op`'s folder) or path; a problem is a one-line SuiteError."""
+    path = resolve_path(spec, op)
     if not path.is_file():
-        known = ", ".join(available()) or "none"
-        raise SuiteError(f"{path}: workload suite not found (ORCH_WORKLOADS={spec}; known suites: {known})")
+        known = ", ".join(available(op)) or "none"
+        raise SuiteError(f"{path}: workload suite not found (ORCH_WORKLOADS={spec}; known {op} suites: {known})")
     try:
         doc = tomllib.loads(path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise SuiteError(f"{path}: invalid TOML: {exc}") from None
-    return Suite(name=path.stem, path=path, workloads=parse_suite(doc, str(path)))
+    expect = None if (spec.endswith(".toml") or "/" in spec) else op
+    found, workloads = parse_suite(doc, str(path), expect)
+    return Suite(name=path.stem, op=found, path=path, workloads=workloads)
 
 
-def parse_suite(doc: dict, where: str) -> tuple[Workload, ...]:
-    """Validate a parsed suite document; `where` (the file) prefixes every error."""
+def suite_op(doc: dict, where: str, expect: str | None = None) -> str:
+    """The op a parsed suite belongs to: `[suite] op`, else the folder's (`expect`), else attention."""
+    meta = doc.get("suite", {})
+    if not isinstance(meta, dict):
+        raise SuiteError(f"{where}: suite: expected a table")
+    unknown = set(meta) - set(SUITE_KEYS)
+    if unknown:
+        raise SuiteError(f"{where}: suite.{sorted(unknown)[0]}: unknown key (allowed: {', '.join(SUITE_KEYS)})")
+    op = meta.get("op", expect or ops.DEFAULT)
+    if op not in ops.NAMES:
+        raise SuiteError(f"{where}: suite.op: unknown op {op!r} (known: {', '.join(ops.NAMES)})")
+    if expect is not None and op != expect:
+        raise SuiteError(f"{where}: suite.op: {op!r}, but the file is in the {expect!r} folder")
+    return op
+
+
+def parse_suite(doc: dict, where: str, expect: str | None = None) -> tuple[str, tuple[Workload, ...]]:
+    """Validate a parsed suite document; `where` (the file) prefixes every error. Returns (op, workloads)."""
     unknown = set(doc) - {"suite", "defaults", "workload"}
     if unknown:
         first = sorted(unknown)[0]
         raise SuiteError(f"{where}: unknown top-level table {first!r} (allowed: suite, defaults, workload)")
+    op = suite_op(doc, where, expect)
     defaults = doc.get("defaults", {})
     if not isinstance(defaults, dict):
         raise SuiteError(f"{where}: defaults: expected a table")
@@ -109,33 +170,42 @@ def parse_suite(doc: dict, where: str) -> tuple[Workload, ...]:
     for i, row in enumerate(rows):
         if not isinstance(row, dict):
             raise SuiteError(f"{where}: workload[{i}]: expected a table")
-        wl = _workload({**defaults, **row}, f"{where}: workload[{i}]")
+        wl = _workload(op, {**defaults, **row}, f"{where}: workload[{i}]")
         if wl.name in seen:
             raise SuiteError(f"{where}: workload[{i}].name: duplicate name {wl.name!r}")
         seen.add(wl.name)
         out.append(wl)
-    return tuple(out)
+    return op, tuple(out)
 
 
-def _workload(row: dict, where: str) -> Workload:
-    unknown = set(row) - set(FIELDS)
+def _workload(op: str, row: dict, where: str) -> Workload:
+    spec = ops.get(op)
+    allowed = ("name", *spec.field_names, "dtype")
+    unknown = set(row) - set(allowed)
     if unknown:
-        raise SuiteError(f"{where}: unknown field {sorted(unknown)[0]!r} (allowed: {', '.join(FIELDS)})")
+        raise SuiteError(f"{where}: unknown field {sorted(unknown)[0]!r} for op {op} (allowed: {', '.join(allowed)})")
     name = row.get("name")
     if not isinstance(name, str) or not NAME.match(name):
         raise SuiteError(f"{where}.name: expected a name matching [A-Za-z0-9_]+, got {name!r}")
     where = f"{where} ({name})"
-    row = {"kv_heads": row.get("heads"), "causal": False, **row}
-    for field in INT_FIELDS:
-        value = row.get(field)
+    values: dict[str, Any] = {}
+    for f in spec.fields:
+        value = row.get(f.name)
         if value is None:
-            raise SuiteError(f"{where}.{field}: missing (set it in the workload or in [defaults])")
-        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-            raise SuiteError(f"{where}.{field}: expected a positive integer, got {value!r}")
-    if row["heads"] % row["kv_heads"]:
-        raise SuiteError(f"{where}.kv_heads: heads ({row['heads']}) must be a multiple of kv_heads ({row['kv_heads']})")
+            value = row.get(f.same_as) if f.same_as else (None if f.default is ops.base.REQUIRED else f.default)
+        if value is None:
+            raise SuiteError(f"{where}.{f.name}: missing (set it in the workload or in [defaults])")
+        if f.kind is bool:
+            if not isinstance(value, bool):
+                raise SuiteError(f"{where}.{f.name}: expected true or false, got {value!r}")
+        elif isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+            raise SuiteError(f"{where}.{f.name}: expected a positive integer, got {value!r}")
+        values[f.name] = value
+    if spec.check is not None:
+        try:
+            spec.check(values)
+        except ValueError as exc:
+            raise SuiteError(f"{where}.{exc}") from None
     if row.get("dtype") not in DTYPES:
         raise SuiteError(f"{where}.dtype: expected one of {', '.join(DTYPES)}, got {row.get('dtype')!r}")
-    if not isinstance(row["causal"], bool):
-        raise SuiteError(f"{where}.causal: expected true or false, got {row['causal']!r}")
-    return Workload(**{f: row[f] for f in FIELDS})
+    return Workload(op=op, name=name, dtype=row["dtype"], params=tuple(values.items()))

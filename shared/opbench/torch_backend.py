@@ -5,15 +5,14 @@ from __future__ import annotations
 import gc
 import math
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from opbench import envinfo, peak, torch_timing
 from opbench.accuracy import Accuracy, judge
-from opbench.inputs import host_qkv
+from opbench.inputs import host_inputs
 from opbench.record import Env
 from opbench.suite import Workload
-
-REF_BUDGET = {"cuda": 512 << 20, "cpu": 64 << 20}  # bytes of fp32 scores per reference chunk
 
 
 class TorchBackend:
@@ -26,7 +25,7 @@ class TorchBackend:
         self.device = torch.device(device)
 
     @classmethod
-    def create(cls) -> "TorchBackend":
+    def create(cls) -> TorchBackend:
         import torch  # ImportError here is the caller's "cannot run here"
 
         return cls(torch, "cuda" if torch.cuda.is_available() else "cpu")
@@ -54,54 +53,48 @@ class TorchBackend:
         name = self.torch.cuda.get_device_name(self.device)
         return peak.peak_tflops(name, lambda: peak.measure_torch(self.device))
 
+    def copy_gbps(self) -> float | None:
+        if not self.has_cuda:
+            return None
+        name = self.torch.cuda.get_device_name(self.device)
+        return peak.copy_gbps(name, lambda: peak.measure_copy_torch(self.device))
+
+    def l2_bytes(self) -> int | None:
+        if not self.has_cuda:
+            return None
+        return int(getattr(self.torch.cuda.get_device_properties(self.device), "L2_cache_size", 0) or 0) or None
+
     def inputs(self, wl: Workload) -> tuple:
-        """q (B,S,H,D), k and v (B,S,Hkv,D) on the device in the workload's dtype, from the shared seeded draw."""
+        """The op's inputs on the device in the workload's dtype, from the shared seeded draw."""
         dtype = getattr(self.torch, wl.dtype)
-        return tuple(self.torch.from_numpy(x).to(self.device).to(dtype) for x in host_qkv(wl))
+        return tuple(self.torch.from_numpy(x).to(self.device).to(dtype) for x in host_inputs(wl))
 
-    def reference(self, q, k, v, wl: Workload):
-        """fp32 softmax(q·kᵀ/√D)·v in canonical layout, one block of query rows at a time so S=16384 fits."""
+    def reference(self, inputs: tuple, wl: Workload):
+        """The op's fp32 reference (computed from the rounded inputs, before the impl ever sees them)."""
+        return wl.spec.reference["torch"](inputs, wl)
+
+    def check(self, out, ref, tol: float, layout: str = "") -> Accuracy:
+        """Compare an output (canonical layout; a tuple where the op returns several tensors) with the reference:
+        rel-L2 over all of it. A wrong type or shape is an error, not a verdict."""
         torch = self.torch
-        b, s, h, d = q.shape
-        group = h // k.shape[2]
-        saved = torch.get_float32_matmul_precision()
-        torch.set_float32_matmul_precision("highest")  # no TF32 in the reference
-        try:
+        refs = ref if isinstance(ref, tuple) else (ref,)
+        outs = tuple(out) if isinstance(out, (tuple, list)) and isinstance(ref, tuple) else (out,)
+        if len(outs) != len(refs):
+            raise TypeError(f"impl returned {len(outs)} outputs, expected {len(refs)} {layout}")
+        finite, max_abs, num, den = True, 0.0, 0.0, 0.0
+        for o, r in zip(outs, refs):
+            if not isinstance(o, torch.Tensor):
+                raise TypeError(f"impl returned {type(o).__name__}, expected a tensor {layout}")
+            if tuple(o.shape) != tuple(r.shape):
+                raise ValueError(f"output shape {tuple(o.shape)} != expected {tuple(r.shape)} {layout}")
             with torch.no_grad():
-                qf = q.float().permute(0, 2, 1, 3)
-                kf = k.float().permute(0, 2, 1, 3).repeat_interleave(group, dim=1)
-                vf = v.float().permute(0, 2, 1, 3).repeat_interleave(group, dim=1)
-                out = torch.empty(b, s, h, d, dtype=torch.float32, device=q.device)
-                rows = max(1, REF_BUDGET[q.device.type] // (b * h * s * 4))
-                cols = torch.arange(s, device=q.device)
-                for i in range(0, s, rows):
-                    j = min(s, i + rows)
-                    scores = torch.matmul(qf[:, :, i:j], kf.transpose(-1, -2)).mul_(1.0 / math.sqrt(d))
-                    if wl.causal:
-                        scores.masked_fill_(cols[None, :] > cols[i:j, None], float("-inf"))
-                    scores.sub_(scores.amax(dim=-1, keepdim=True)).exp_()
-                    scores.div_(scores.sum(dim=-1, keepdim=True))
-                    out[:, i:j] = torch.matmul(scores, vf).permute(0, 2, 1, 3)
-                    del scores
-        finally:
-            torch.set_float32_matmul_precision(saved)
-        return out
-
-    def check(self, out, ref, tol: float) -> Accuracy:
-        """Compare an output (canonical layout) with the reference; a wrong shape is an error, not a verdict."""
-        torch = self.torch
-        if not isinstance(out, torch.Tensor):
-            raise TypeError(f"impl returned {type(out).__name__}, expected a tensor (B, S, H, D)")
-        if tuple(out.shape) != tuple(ref.shape):
-            raise ValueError(f"output shape {tuple(out.shape)} != expected {tuple(ref.shape)} (B, S, H, D)")
-        with torch.no_grad():
-            o = out.detach().to(ref.device).float()
-            finite = bool(torch.isfinite(o).all())
-            diff = o - ref  # never in place: `o` may share storage with the impl's output
-            max_abs = float(diff.abs().max())
-            num = float(torch.linalg.vector_norm(diff, dtype=torch.float64))
-            den = float(torch.linalg.vector_norm(ref, dtype=torch.float64))
-        return judge(max_abs, num / den if den else math.inf, finite, tol)
+                of = o.detach().to(r.device).float()
+                finite = finite and bool(torch.isfinite(of).all())
+                diff = of - r  # never in place: `of` may share storage with the impl's output
+                max_abs = max(max_abs, float(diff.abs().max()) if diff.numel() else 0.0)
+                num += float(torch.linalg.vector_norm(diff, dtype=torch.float64)) ** 2
+                den += float(torch.linalg.vector_norm(r, dtype=torch.float64)) ** 2
+        return judge(max_abs, math.sqrt(num) / math.sqrt(den) if den else math.inf, finite, tol)
 
     def sync(self) -> None:
         if self.has_cuda:
@@ -135,11 +128,15 @@ class TorchBackend:
         del out
         return max(0, int(used))
 
-    def timer(self, fn: Callable, args: tuple, graph_safe: bool) -> torch_timing.RepTimer:
+    def timer(self, fn: Callable, args: tuple, graph_safe: bool, copies: int = 1) -> torch_timing.RepTimer:
+        """copies > 1: the calls rotate through that many copies of the tensor arguments (L2-cold inputs)."""
         grad_free = lambda *a: self.call(fn, a)  # noqa: E731
         if self.has_cuda:
-            return torch_timing.cuda_timer(self.torch, grad_free, args, graph_safe, self.device)
+            return torch_timing.cuda_timer(self.torch, grad_free, args, graph_safe, self.device, copies)
         return torch_timing.host_timer(grad_free, args)
+
+    def tensor_bytes(self, args: tuple) -> int:
+        return sum(a.numel() * a.element_size() for a in args if isinstance(a, self.torch.Tensor))
 
     def release(self) -> None:
         """Give back what a workload left (after an error too), so the next one starts from a clean allocator."""

@@ -9,6 +9,10 @@ enqueued before the start event: it is never inside the measured interval, it ke
 host enqueues the replay, and it makes each rep's first call read its inputs from HBM (one call in N, so a
 bias below 0.5 % for kernels of tens of µs). The single-call graph is kept too: `cold` times one call per
 replay after a flush (cold L2, one graph launch included), which is what an isolated call costs.
+
+Memory-bound ops rotate: the calls of a replay cycle through `copies` copies of the tensor arguments, together
+several times the L2, and each call's output is kept (its own buffer), so every call reads and writes memory, not
+L2 — a few-MB kernel is otherwise timed from L2 for all but the first call of a replay.
 """
 
 from __future__ import annotations
@@ -16,8 +20,9 @@ from __future__ import annotations
 import math
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from opbench.errors import one_line
 
@@ -62,22 +67,32 @@ def event_runner(torch, call: Callable[[], Any], flush, calls: int = 1) -> Calla
     return run
 
 
-def capture_graph(torch, fn: Callable, args: tuple, calls: int = 1):
-    """Capture `calls` back-to-back calls of fn(*args) in one CUDA graph; returns (graph, last output)."""
+def copy_args(torch, args: tuple, copies: int) -> list[tuple]:
+    """`copies` argument sets: the given one, then clones of its tensors (other arguments shared)."""
+    clone = lambda a: a.clone() if isinstance(a, torch.Tensor) else a  # noqa: E731
+    return [args] + [tuple(clone(a) for a in args) for _ in range(copies - 1)]
+
+
+def capture_graph(torch, fn: Callable, sets: list[tuple], calls: int = 1):
+    """Capture `calls` back-to-back calls of fn in one CUDA graph, call i on sets[i % len(sets)]; returns
+    (graph, last output, kept outputs). With several sets every call's output is kept, so none reuses another's."""
     side = torch.cuda.Stream()
     side.wait_stream(torch.cuda.current_stream())
     with torch.cuda.stream(side):  # capture needs the impl warmed on a side stream (lazy init, workspaces)
         for _ in range(2):
-            fn(*args)
+            fn(*sets[0])
     torch.cuda.current_stream().wait_stream(side)
     torch.cuda.synchronize()
     graph = torch.cuda.CUDAGraph()
+    kept: list = []
     with torch.cuda.graph(graph):
-        for _ in range(calls):
-            out = fn(*args)
+        for i in range(calls):
+            out = fn(*sets[i % len(sets)])
+            if len(sets) > 1:
+                kept.append(out)
     graph.replay()
     torch.cuda.synchronize()
-    return graph, out
+    return graph, out, kept
 
 
 def calls_per_graph(single_call_ms: float) -> int:
@@ -87,32 +102,36 @@ def calls_per_graph(single_call_ms: float) -> int:
     return max(1, min(MAX_CALLS_PER_GRAPH, math.ceil(GRAPH_TARGET_MS / single_call_ms)))
 
 
-def graph_timer(torch, fn: Callable, args: tuple, flush) -> RepTimer:
+def graph_timer(torch, fn: Callable, sets: list[tuple], flush) -> RepTimer:
     """Graph mode: the single-call graph sizes the many-call one and stays as the cold timer."""
-    single, out = capture_graph(torch, fn, args, 1)
+    single, out, _ = capture_graph(torch, fn, sets[:1], 1)
     cold = event_runner(torch, single.replay, flush)
     calls = calls_per_graph(statistics.median(cold(5)))
     if calls == 1:  # the reps themselves are cold single calls: no second graph, no extra cold reps
-        return RepTimer("graph", cold, calls=1, cold=None, graph_out=out, keep=(single, flush))
-    graph, out = capture_graph(torch, fn, args, calls)
+        return RepTimer("graph", cold, calls=1, cold=None, graph_out=out, keep=(single, flush, sets))
+    graph, out, kept = capture_graph(torch, fn, sets, calls)
     return RepTimer("graph", event_runner(torch, graph.replay, flush, calls), calls=calls, cold=cold,
-                    graph_out=out, keep=(single, graph, flush))
+                    graph_out=out, keep=(single, graph, flush, sets, kept))
 
 
-def cuda_timer(torch, fn: Callable, args: tuple, graph_safe: bool, device) -> RepTimer:
-    """Graph mode where the impl is graph-safe and capture works; otherwise events around each eager call."""
+def cuda_timer(torch, fn: Callable, args: tuple, graph_safe: bool, device, copies: int = 1) -> RepTimer:
+    """Graph mode where the impl is graph-safe and capture works; otherwise events around each eager call.
+    copies > 1: the calls rotate through that many copies of the tensor arguments."""
     flush = flush_buffer(torch, device)
+    sets = copy_args(torch, args, copies)
     note = None
     if graph_safe:
         try:
-            return graph_timer(torch, fn, args, flush)
+            return graph_timer(torch, fn, sets, flush)
         except Exception as exc:  # any capture failure falls back to events; the reason goes into the log
             note = f"graph capture failed, timed with events: {one_line(exc)}"
             try:
                 torch.cuda.synchronize()
             except Exception:
                 pass
-    return RepTimer("events", event_runner(torch, lambda: fn(*args), flush), note=note, keep=flush)
+    turn = iter(range(1 << 62))
+    return RepTimer("events", event_runner(torch, lambda: fn(*sets[next(turn) % len(sets)]), flush), note=note,
+                    keep=(flush, sets))
 
 
 def host_timer(fn: Callable, args: tuple) -> RepTimer:

@@ -29,6 +29,7 @@ class JobSpec:
     lock_text: str | None
     suite_file: str
     suite: bytes
+    suite_op: str
     interp: Interpreter
     base_python: str | None
     wheelhouses: tuple[str, ...]
@@ -64,9 +65,10 @@ def job_spec(ctx, p, upstream_entries: dict[str, Path]) -> JobSpec:
     job = p.job
     folders = [(SRC, job.name, str(job.folder))] + [(DEP, dep.name, str(dep.root)) for dep in job.path_deps]
     folders += [(ARTIFACT, name, str(entry)) for name, entry in sorted(upstream_entries.items())]
+    suite = ctx.suite_for(job)  # planned jobs of an op without a suite were skipped before this
     return JobSpec(
-        job=job, key=p.key, inputs=p.inputs, lock_text=p.lock_text, suite_file=ctx.suite.path.name,
-        suite=ctx.suite.path.read_bytes(), interp=ctx.interp,
+        job=job, key=p.key, inputs=p.inputs, lock_text=p.lock_text, suite_file=suite.path.name,
+        suite=suite.path.read_bytes(), suite_op=suite.op, interp=ctx.interp,
         base_python=ctx.provider.base_python, wheelhouses=tuple(str(w) for w in ctx.wheelhouses),
         offline=ctx.offline, folders=tuple(folders),
     )

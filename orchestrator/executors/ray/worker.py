@@ -32,7 +32,7 @@ from orchestrator.executors.ray.bundle import Bundle
 from orchestrator.executors.ray.spec import ARTIFACT, DEP, SRC, JobSpec, Outcome, Phase
 from orchestrator.model.context import Context
 from orchestrator.model.device import detect_device
-from orchestrator.model.suite import Suite
+from orchestrator.model.suite import Suite, Suites
 from orchestrator.run.device_locks import device_lock_path
 from orchestrator.run.jobrun import JobRunner
 from orchestrator.run.plan import Planned, job_python
@@ -148,7 +148,8 @@ def materialize(spec: JobSpec, bundles, tmp: Path) -> tuple[Context, Planned, di
     job = replace(spec.job, script=script, path_deps=tuple(replace(d, root=roots[d.name]) for d in spec.job.path_deps))
     ctx = Context(
         impls_dir=script.parent.parent, store=Store(tmp / "store"), envs_dir=default_envs_dir(),
-        suite=Suite(name=suite.stem, path=suite, sha256=sha256_bytes(spec.suite)), device=detect_device(),
+        suites=Suites.single(Suite(name=suite.stem, path=suite, sha256=sha256_bytes(spec.suite), op=spec.suite_op)),
+        device=detect_device(),
         interp=spec.interp, wheelhouses=tuple(Path(w) for w in spec.wheelhouses), offline=spec.offline,
     )
     if spec.base_python is not None:
@@ -177,7 +178,8 @@ def mismatch(spec: JobSpec, ctx: Context, job) -> str | None:
     lock = pins_sha256(spec.lock_text)
     script = sha256_bytes(job.script.read_bytes()) if job.script.is_file() else None
     checks = [("script", script, want["script_sha256"]), ("job folder", sha256_tree(job.folder), want["folder_sha256"]),
-              ("lock", lock, want["pins_sha256"]), ("workload suite", ctx.suite.sha256, want["workloads"]["sha256"])]
+              ("lock", lock, want["pins_sha256"]), ("workload suite", ctx.suites.key_input()[job.op]["sha256"],
+               want["workloads"]["sha256"])]
     checks += [(f"path dependency {d.name}", sha256_tree(d.root), want["path_deps"][d.name]) for d in job.path_deps]
     for what, have, expected in checks:
         if have != expected:

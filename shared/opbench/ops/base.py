@@ -1,0 +1,73 @@
+"""What an operation is, as data: its workload fields, work counts, inputs, reference and how it is drawn.
+
+An op module (one per op, `opbench/ops/<name>.py`) defines `OP = Op(...)`. Importing it loads only the standard
+library (the orchestrator's suite validator reads the fields); its functions import numpy/torch when called, from
+the impl's own environment.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+REQUIRED = object()  # a Field without a default: every workload (or the suite's [defaults]) must give it
+
+METRICS = ("tflops", "gbps")
+
+
+@dataclass(frozen=True)
+class Field:
+    """One workload field. kind: int (positive) or bool. default: a value, REQUIRED, or the name of another
+    field whose value it copies (`kv_heads` defaults to `heads`)."""
+
+    name: str
+    kind: type
+    default: Any = REQUIRED
+    same_as: str | None = None
+    label: str = ""  # column header in the CSV and tables ("Seq Length")
+
+
+@dataclass(frozen=True)
+class Op:
+    """An operation. `metric` is the headline number: "tflops" (compute-bound, against the matmul peak) or
+    "gbps" (memory-bound, against the measured copy bandwidth; its timing is L2-cold by rotating inputs).
+
+    flops(wl) and bytes(wl) are the work counts: bytes is the minimum an impl must move (each input read once,
+    each output written once). inputs(wl) gives seeded float32 numpy arrays; args(inputs, wl) the default call
+    of an impl's function; reference[framework](inputs, wl) the fp32 result (a tensor, or a tuple of them).
+    check(wl) raises ValueError for cross-field rules (heads a multiple of kv_heads).
+    """
+
+    name: str
+    title: str
+    fields: tuple[Field, ...]
+    metric: str
+    x: str  # the field on a chart's x axis; the other fields group workloads into charts
+    flops: Callable[[Any], float]
+    bytes: Callable[[Any], float]
+    inputs: Callable[[Any], tuple]
+    args: Callable[[tuple, Any], tuple]
+    reference: Mapping[str, Callable[[tuple, Any], Any]]
+    layout: str  # the canonical output layout, for error messages ("(B, S, H, D)")
+    tolerance: Mapping[str, float] = field(default_factory=lambda: {"float32": 1e-3, "float16": 5e-3, "bfloat16": 1e-2})
+    check: Callable[[Mapping[str, Any]], None] | None = None
+    seed_key: Callable[[Any], str] | None = None  # today's attention seeds, kept so its inputs do not change
+
+    def __post_init__(self) -> None:
+        if self.metric not in METRICS:
+            raise ValueError(f"op {self.name}: metric must be one of {METRICS}")
+        if self.x not in {f.name for f in self.fields}:
+            raise ValueError(f"op {self.name}: x axis {self.x!r} is not one of its fields")
+
+    @property
+    def memory_bound(self) -> bool:
+        return self.metric == "gbps"
+
+    @property
+    def field_names(self) -> tuple[str, ...]:
+        return tuple(f.name for f in self.fields)
+
+
+def elt_bytes(dtype: str) -> int:
+    return {"float32": 4, "float16": 2, "bfloat16": 2}[dtype]

@@ -1,0 +1,63 @@
+"""LayerNorm over the last dim: y = (x − mean) / sqrt(var + eps) · weight + bias (biased variance)."""
+
+from __future__ import annotations
+
+from .base import Field, Op, elt_bytes
+
+EPS = 1e-5
+
+
+def rows(wl) -> int:
+    return wl.batch * wl.seq_len
+
+
+def flops(wl) -> float:
+    """Mean, centre, square, sum, scale, weight, bias: 7 per element."""
+    return 7.0 * rows(wl) * wl.hidden
+
+
+def bytes_moved(wl) -> float:
+    """x read and y written once, weight and bias read once."""
+    return float(elt_bytes(wl.dtype) * (2 * rows(wl) * wl.hidden + 2 * wl.hidden))
+
+
+def inputs(wl) -> tuple:
+    """x with a non-zero mean (so a missing centring shows), a weight near 1 and a small bias."""
+    import numpy as np
+
+    rng = np.random.default_rng(wl.seed)
+    x = (rng.standard_normal((wl.batch, wl.seq_len, wl.hidden), dtype=np.float32) + 0.5).astype(np.float32)
+    w = (1.0 + 0.1 * rng.standard_normal(wl.hidden, dtype=np.float32)).astype(np.float32)
+    b = (0.1 * rng.standard_normal(wl.hidden, dtype=np.float32)).astype(np.float32)
+    return x, w, b
+
+
+def args(tensors: tuple, wl) -> tuple:
+    x, w, b = tensors
+    return x, w, b, EPS
+
+
+def torch_reference(tensors: tuple, wl):
+    import torch
+
+    x, w, b = (t.float() for t in tensors)
+    with torch.no_grad():
+        mean = x.mean(-1, keepdim=True)
+        var = (x - mean).pow(2).mean(-1, keepdim=True)
+        return (x - mean) * torch.rsqrt(var + EPS) * w + b
+
+
+OP = Op(
+    name="layer_norm",
+    title="LayerNorm",
+    fields=(Field("batch", int, label="Batch"), Field("seq_len", int, label="Seq Length"),
+            Field("hidden", int, label="Hidden")),
+    metric="gbps",
+    x="seq_len",
+    flops=flops,
+    bytes=bytes_moved,
+    inputs=inputs,
+    args=args,
+    reference={"torch": torch_reference},
+    layout="(B, S, D)",
+)

@@ -1,0 +1,75 @@
+"""Rotary position embedding on q and k, "rotate_half" layout (GPT-NeoX, Llama, HF):
+out = x·cos + rotate_half(x)·sin with rotate_half(x) = cat(−x[..., D/2:], x[..., :D/2]);
+q (B, S, H, D), k (B, S, H, D), cos and sin (S, D) with equal halves. Returns (q_out, k_out)."""
+
+from __future__ import annotations
+
+from .base import Field, Op, elt_bytes
+
+BASE = 10000.0
+
+
+def flops(wl) -> float:
+    """Two multiplies and an add per element of q and k."""
+    return 3.0 * 2 * wl.batch * wl.seq_len * wl.heads * wl.head_dim
+
+
+def bytes_moved(wl) -> float:
+    """q and k read and written once, cos and sin read once."""
+    qk = wl.batch * wl.seq_len * wl.heads * wl.head_dim
+    return float(elt_bytes(wl.dtype) * (4 * qk + 2 * wl.seq_len * wl.head_dim))
+
+
+def inputs(wl) -> tuple:
+    """q and k standard normal; cos and sin of the real RoPE angles pos·BASE^(−2i/D)."""
+    import numpy as np
+
+    rng = np.random.default_rng(wl.seed)
+    shape = (wl.batch, wl.seq_len, wl.heads, wl.head_dim)
+    q = rng.standard_normal(shape, dtype=np.float32)
+    k = rng.standard_normal(shape, dtype=np.float32)
+    half = wl.head_dim // 2
+    inv = BASE ** (-np.arange(half, dtype=np.float64) * 2 / wl.head_dim)
+    angles = np.arange(wl.seq_len, dtype=np.float64)[:, None] * inv[None, :]
+    angles = np.concatenate([angles, angles], axis=1)
+    return q, k, np.cos(angles).astype(np.float32), np.sin(angles).astype(np.float32)
+
+
+def args(tensors: tuple, wl) -> tuple:
+    return tuple(tensors)
+
+
+def torch_reference(tensors: tuple, wl):
+    import torch
+
+    q, k, cos, sin = (t.float() for t in tensors)
+    cos, sin = cos[None, :, None, :], sin[None, :, None, :]
+
+    def rotate(x):
+        half = x.shape[-1] // 2
+        return torch.cat([-x[..., half:], x[..., :half]], dim=-1)
+
+    with torch.no_grad():
+        return q * cos + rotate(q) * sin, k * cos + rotate(k) * sin
+
+
+def check(row) -> None:
+    if row["head_dim"] % 2:
+        raise ValueError(f"head_dim: must be even, got {row['head_dim']}")
+
+
+OP = Op(
+    name="rotary",
+    title="Rotary embedding (q and k)",
+    fields=(Field("batch", int, label="Batch"), Field("seq_len", int, label="Seq Length"),
+            Field("heads", int, label="Heads"), Field("head_dim", int, label="Head Dim")),
+    metric="gbps",
+    x="seq_len",
+    flops=flops,
+    bytes=bytes_moved,
+    inputs=inputs,
+    args=args,
+    reference={"torch": torch_reference},
+    layout="((B, S, H, D), (B, S, H, D))",
+    check=check,
+)
