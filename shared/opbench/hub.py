@@ -79,3 +79,75 @@ def run_hub(pin_file: Path) -> int:
         opbench.probe(lambda: attend(x, x, x, False), f"{repo} cannot run here")
 
     return opbench.run(attend, finish=output_only, check=check, tags=tags)
+
+
+def _norm_call(kernel, x, weight, bias, eps, rms: bool):
+    """The layer-norm repo's fused dropout/residual/norm forward, with everything but the norm switched off."""
+    d = x.shape[-1]
+    out = kernel.dropout_add_ln_fwd(
+        input=x.reshape(-1, d), gamma=weight, beta=bias, rowscale=None, colscale=None, x0_subset=None,
+        z_subset=None, dropout_p=0.0, epsilon=eps, rowscale_const=1.0, z_numrows=0, gen=None,
+        residual_in_fp32=False, is_rms_norm=rms,
+    )
+    return (out[0] if isinstance(out, (tuple, list)) else out).view(x.shape)
+
+
+def _rotary_call(kernel, q, k, cos, sin):
+    """flash-attention's rotary kernel: halves in, halves out, cos/sin (S, 1, D/2); one launch per tensor."""
+    import torch
+
+    half = q.shape[-1] // 2
+    c, s = cos[:, None, :half], sin[:, None, :half]
+    outs = []
+    for x in (q, k):
+        out = torch.empty_like(x)
+        kernel.apply_rotary(x[..., :half], x[..., half:], c, s, out[..., :half], out[..., half:], False)
+        outs.append(out)
+    return tuple(outs)
+
+
+def _swiglu_call(kernel, x):
+    import torch
+
+    out = torch.empty(*x.shape[:-1], x.shape[-1] // 2, dtype=x.dtype, device=x.device)
+    kernel.silu_and_mul(out, x)
+    return out
+
+
+OP_CALLS = {
+    "rms_norm": lambda kernel, x, w, eps: _norm_call(kernel, x, w, None, eps, True),
+    "layer_norm": lambda kernel, x, w, b, eps: _norm_call(kernel, x, w, b, eps, False),
+    "rotary": _rotary_call,
+    "swiglu": _swiglu_call,
+}
+
+
+def run_hub_op(pin_file: Path, op: str) -> int:
+    """A Hub kernel of a memory-bound op (OP_CALLS says how each repo is called); skipped without the Hub."""
+    import opbench
+    from opbench.errors import HarnessError
+
+    try:
+        repo, which, text = read_pin(Path(pin_file))
+    except HarnessError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    call_op = OP_CALLS[op]
+
+    @functools.cache
+    def kernel():
+        from kernels import get_kernel
+
+        return get_kernel(repo, **which, trust_remote_code=[repo])
+
+    def fn(*args):
+        return call_op(kernel(), *args)
+
+    def check():
+        opbench.require("torch")
+        opbench.require("kernels")
+        offline = " (HF_HUB_OFFLINE is set)" if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes") else ""
+        opbench.probe(kernel, f"cannot load {text} from the Hugging Face Hub{offline}")
+
+    return opbench.run(fn, op=op, check=check, tags={"hub": text, "hub_pinned": "revision" in which},
+                       packages=("kernels",))

@@ -83,10 +83,11 @@ class Workload:
 
     @classmethod
     def attention(cls, name: str, batch: int, seq_len: int, heads: int, kv_heads: int, head_dim: int, dtype: str,
-                  causal: bool = False) -> "Workload":
-        """An attention workload in the order its fields have always had (tests and tools)."""
-        return cls.make("attention", name, dtype, batch=batch, seq_len=seq_len, heads=heads, kv_heads=kv_heads,
-                        head_dim=head_dim, causal=causal)
+                  causal: bool = False) -> Workload:
+        """An attention workload in the order its fields have always had, unvalidated (tests build hostile ones)."""
+        return cls(op="attention", name=name, dtype=dtype, params=(
+            ("batch", batch), ("seq_len", seq_len), ("heads", heads), ("kv_heads", kv_heads), ("head_dim", head_dim),
+            ("causal", causal)))
 
     @classmethod
     def make(cls, op: str, name: str, dtype: str, **fields: Any) -> Workload:

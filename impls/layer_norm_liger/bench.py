@@ -1,0 +1,20 @@
+# /// script
+# requires-python = ">=3.10"
+# dependencies = ["opbench-harness", "liger-kernel==0.8.5", "torch>=2.5", "triton>=3.0", "numpy"]
+#
+# [tool.uv.sources]
+# opbench-harness = { path = "../../shared", editable = true }
+#
+# [tool.orchestrator]
+# op = "layer_norm"
+# gpu = true
+# requires = ["cuda"]
+# timeout = 1800
+# tags = { family = "liger", backend = "triton", compile = "none" }
+# ///
+"""Liger-Kernel 0.8.5's layer_norm (Triton), called as its module does (see opbench.liger)."""
+
+from opbench import liger
+
+if __name__ == "__main__":
+    raise SystemExit(liger.run("layer_norm"))

@@ -1,0 +1,22 @@
+# /// script
+# requires-python = ">=3.10"
+# dependencies = ["opbench-harness", "kernels==0.17.2", "torch>=2.5", "numpy"]
+#
+# [tool.uv.sources]
+# opbench-harness = { path = "../../shared", editable = true }
+#
+# [tool.orchestrator]
+# op = "rotary"
+# gpu = true
+# requires = ["cuda"]
+# timeout = 1800
+# tags = { family = "hf-kernels", backend = "rotary", compile = "none" }
+# ///
+"""rotary from the Hugging Face Hub's kernels-community/rotary (`kernels.get_kernel`, pinned in hub.toml; see opbench.hub)."""
+
+from pathlib import Path
+
+from opbench import hub
+
+if __name__ == "__main__":
+    raise SystemExit(hub.run_hub_op(Path(__file__).with_name("hub.toml"), "rotary"))
