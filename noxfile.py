@@ -1,4 +1,4 @@
-"""nox sessions generated from discovery: one per implementation, one per backend family, plus tests.
+"""nox sessions generated from discovery: one per implementation, one per backend family, one per op, plus tests.
 
 `ORCH_IMPLS_DIR` points discovery (and the sessions) at another impls folder. Every impl/family session delegates to the orchestrator (python=False): nox itself installs nothing for the
 scripts, because it would ignore [tool.uv.sources] and fetch a same-named package instead of shared/.
@@ -45,10 +45,19 @@ for _family, _names in sorted(_families.items()):
     nox.session(name=_session, python=False)(_delegate(_names, f"run the {_family} family: {', '.join(_names)}"))
 
 
+_ops: dict[str, list[str]] = {}
+for _name, _job in JOBS.items():
+    _ops.setdefault(_job.op, []).append(_name)
+_taken = set(JOBS) | {f"{f}-family" if f in JOBS else f for f in _families}
+for _op, _names in sorted(_ops.items()):
+    _session = _op if _op not in _taken else f"{_op}-op"
+    nox.session(name=_session, python=False)(_delegate(sorted(_names), f"run every {_op} impl: {', '.join(sorted(_names))}"))
+
+
 @nox.session(python=False)
 def lint(s: nox.Session) -> None:
-    """ruff and mypy over orchestrator/ (config in pyproject.toml; pip install ruff mypy)"""
-    s.run(sys.executable, "-m", "ruff", "check", "orchestrator", *s.posargs, external=True)
+    """ruff and mypy over orchestrator/ and shared/ (config in pyproject.toml; pip install ruff mypy)"""
+    s.run(sys.executable, "-m", "ruff", "check", "orchestrator", "shared", *s.posargs, external=True)
     s.run(sys.executable, "-m", "mypy", external=True)
 
 

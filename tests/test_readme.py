@@ -69,7 +69,8 @@ def checkout(tmp_path) -> Path:
 
     root = tmp_path / "checkout"
     for name, job in discover(REPO / "impls").items():
-        settings = [f"gpu = {str(job.gpu).lower()}", f"requires = {list(job.requires)!r}".replace("'", '"')]
+        settings = [f'op = "{job.op}"', f"gpu = {str(job.gpu).lower()}",
+                    f"requires = {list(job.requires)!r}".replace("'", '"')]
         tags = ", ".join(f'{k} = "{v}"' for k, v in job.tags.items())
         block = "".join(f"# {s}\n" for s in [*settings, f"tags = {{ {tags} }}"])
         folder = root / "impls" / name

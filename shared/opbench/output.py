@@ -43,8 +43,14 @@ def summary_line(record: Record) -> str:
     if record.status != "ok":
         return f"{head} {record.status}: {record.reason}"
     lat, err = record.lat_ms, record.err
-    rate = f"{record.tflops:.2f} TFLOP/s" if record.tflops is not None else "-"
-    pct = f" ({record.pct_peak:.1f}% of peak)" if record.pct_peak is not None else ""
+    assert lat is not None, "an ok record has a latency"
+    if record.wl.spec.memory_bound and record.gbps is not None:
+        rate = f"{record.gbps:.1f} GB/s"
+        pct = f" ({record.pct_bandwidth:.1f}% of copy bandwidth)" if record.pct_bandwidth is not None else ""
+        pct += " L2-resident" if record.l2 and record.l2.resident else ""
+    else:
+        rate = f"{record.tflops:.2f} TFLOP/s" if record.tflops is not None else "-"
+        pct = f" ({record.pct_peak:.1f}% of peak)" if record.pct_peak is not None else ""
     rel = f"{err.rel_l2:.2e}" if err and err.rel_l2 is not None else "n/a"
     verdict = "ok" if record.ok else "WRONG"
     return (

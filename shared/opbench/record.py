@@ -45,7 +45,7 @@ class Env:
 
     @classmethod
     def from_json(cls, data: dict) -> Env:
-        return cls(**{k: data.get(k) for k in ENV_FIELDS if k in data})
+        return cls(**{k: data[k] for k in ENV_FIELDS if k in data})  # type: ignore[arg-type]
 
 
 ENV_FIELDS = ("device", "sm", "driver", "cuda", "torch", "python", "packages", "peak_tflops", "copy_gbps")

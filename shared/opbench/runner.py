@@ -28,7 +28,7 @@ from opbench.suite import Suite, Workload, load_suite
 SKIP_EXIT = 77
 COLD_REPS = 25  # single-call replays after an L2 flush, for lat_ms.cold_p50
 ROTATE_L2_MULTIPLE = 3  # memory-bound ops: the rotated input copies hold at least this many times the L2
-MAX_COPIES = 64
+MAX_COPIES = 1024  # with a flush before each replay, any copies >= calls per replay keep it cold too
 USER_ERROR_EXIT = 2
 
 
@@ -116,10 +116,12 @@ def make_backend(framework: str):
         raise HarnessError(f"opbench.run(framework={framework!r}): expected 'torch' or 'jax'")
     try:
         if framework == "jax":
-            from opbench.jax_backend import JaxBackend as cls
-        else:
-            from opbench.torch_backend import TorchBackend as cls
-        return cls.create(), None
+            from opbench.jax_backend import JaxBackend
+
+            return JaxBackend.create(), None
+        from opbench.torch_backend import TorchBackend
+
+        return TorchBackend.create(), None
     except Exception as exc:
         return None, f"{framework} is not usable here: {one_line(exc)}"
 
@@ -198,8 +200,8 @@ def l2_plan(backend, wl: Workload, args: tuple, opts: Options) -> tuple[int, L2]
     if moved >= ROTATE_L2_MULTIPLE * l2:
         return 1, L2("cold", f"one call's inputs exceed {ROTATE_L2_MULTIPLE}x the {l2 >> 20} MiB L2")
     copies = min(MAX_COPIES, -(-ROTATE_L2_MULTIPLE * l2 // moved))
-    return copies, L2("cold", f"calls rotate through {copies} input copies ({ROTATE_L2_MULTIPLE}x the {l2 >> 20} MiB L2)",
-                      copies=copies)
+    return copies, L2("cold", f"calls rotate through {copies} input copies ({copies * moved / l2:.1f}x the "
+                      f"{l2 >> 20} MiB L2)", copies=copies)
 
 
 def measure(backend, fn, impl: str, tags: dict, env: Env, wl: Workload, opts: Options, peak: float | None) -> Record:
@@ -250,7 +252,8 @@ class Phases:
     """Wall time of each step of a workload, printed to stderr when OPBENCH_VERBOSE is set (where time goes)."""
 
     def __init__(self, label: str):
-        self.label, self.t, self.spent = label, time.perf_counter(), []
+        self.label, self.t = label, time.perf_counter()
+        self.spent: list[str] = []
 
     def mark(self, name: str) -> None:
         now = time.perf_counter()
