@@ -64,11 +64,10 @@ def available(suites_dir: Path) -> list[str]:
     return sorted(p.stem for p in suites_dir.glob("*.toml")) if suites_dir.is_dir() else []
 
 
-def harness_suite_module(harness: Path):
-    """The harness's own suite validator (stdlib only), loaded from its file: one validator for both sides.
-
-    It is imported under a private package name so that the orchestrator never imports the harness itself.
-    """
+def harness_suite_module(harness: Path, module: str = "suite"):
+    """The harness's own suite validator (or its record `schema`; both stdlib only), loaded from its file: one
+    definition for both sides. It is imported under a private package name so that the orchestrator never imports
+    the harness itself."""
     import importlib
     import importlib.machinery
     import importlib.util
@@ -78,7 +77,7 @@ def harness_suite_module(harness: Path):
         pkg = importlib.util.module_from_spec(spec)
         pkg.__path__ = [str(harness)]
         sys.modules[HARNESS_SCHEMA] = pkg
-    return importlib.import_module(f"{HARNESS_SCHEMA}.suite")
+    return importlib.import_module(f"{HARNESS_SCHEMA}.{module}")
 
 
 def _validated(path: Path, schema, expect: str | None) -> Suite:

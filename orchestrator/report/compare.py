@@ -158,7 +158,7 @@ def load(folder: Path, warn) -> dict[tuple[str, str], Sample]:
             except ValueError:
                 warn(f"{path}:{lineno}: not JSON; line skipped")
                 continue
-            s = _sample(rec, f"{path}:{lineno}", when)
+            s = _sample(rec, f"{path}:{lineno}", when, warn)
             if s is not None:
                 found.setdefault((s.impl, s.workload), []).append(s)
     out: dict = {}
@@ -182,10 +182,24 @@ def _iso(t: float) -> str:
     return datetime.fromtimestamp(t, timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-def _sample(rec, where: str, when: float | None) -> Sample | None:
+def _record_op():
+    """The harness's reading of a record's schema and op (opbench/schema.py: one definition of the record)."""
+    from orchestrator.model.context import REPO
+    from orchestrator.model.suite import harness_suite_module
+
+    return harness_suite_module(REPO / "shared" / "opbench", "schema").record_op
+
+
+def _sample(rec, where: str, when: float | None, warn=None) -> Sample | None:
     """A Sample from a measured record (its median None when missing or NaN); None for skipped, errored or
-    malformed ones."""
+    malformed ones, and for a record of a schema or op the harness cannot read (warned about)."""
     if not isinstance(rec, dict) or rec.get("status", "ok") != "ok":
+        return None
+    try:
+        _record_op()(rec)
+    except ValueError as exc:
+        if warn is not None:
+            warn(f"{where}: {exc}; record skipped")
         return None
     lat, wl = rec.get("lat_ms"), rec.get("wl")
     if not isinstance(wl, dict) or not isinstance(rec.get("impl"), str):

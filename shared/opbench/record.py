@@ -12,13 +12,12 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from opbench import ops
 from opbench.accuracy import Accuracy
+from opbench.schema import SCHEMA, record_op
 from opbench.stats import Latency
 from opbench.suite import Workload
 
 STATUSES = ("ok", "skipped", "error")
-SCHEMA = 2
 L2_POLICIES = ("cold", "hot")
 
 
@@ -148,15 +147,3 @@ class Record:
             reason=data.get("reason"),
         )
 
-
-def record_op(data: dict) -> str:
-    """The op of a record's JSON object: `op` in schema 2, attention in schema 1 (no `schema` field)."""
-    schema = data.get("schema", 1)
-    if schema == 1:
-        return ops.DEFAULT
-    if schema != SCHEMA:
-        raise ValueError(f"schema: unknown record schema {schema!r} (this harness reads 1 and {SCHEMA})")
-    op = data.get("op")
-    if op not in ops.NAMES:
-        raise ValueError(f"op: unknown op {op!r} (known: {', '.join(ops.NAMES)})")
-    return op
