@@ -106,6 +106,18 @@ def repo_pythonpath() -> str:
     return os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
 
 
+def job_variables(script: Path) -> dict[str, str]:
+    """What the orchestrator hands a job about itself (its op and tags, from the one PEP 723 reader), for tests
+    that run a bench.py directly."""
+    import json
+
+    sys.path.insert(0, str(REPO))
+    from orchestrator.model.job import load_job
+
+    job = load_job(Path(script), Path(script).parent.name)
+    return {"ORCH_OP": job.op, "ORCH_TAGS": json.dumps(job.tags, sort_keys=True)}
+
+
 def orch(*args, cwd: Path = REPO, env: dict | None = None, timeout: float = 600) -> Outcome:
     full_env = dict(os.environ)
     full_env["PYTHONPATH"] = repo_pythonpath()

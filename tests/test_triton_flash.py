@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO
+from conftest import REPO, job_variables
 
 pytest.importorskip("triton")
 pytest.importorskip("torch")
@@ -192,7 +192,8 @@ def test_every_head_dim_keeps_autotune_configs_within_shared_memory(kernel, vari
 
 
 def test_bench_skips_cleanly_without_cuda(tmp_path):
-    env = {**os.environ, "ORCH_OUT": str(tmp_path), "ORCH_WORKLOADS": "smoke", "PYTHONPATH": str(REPO / "shared"),
+    env = {**os.environ, **job_variables(BENCH), "ORCH_OUT": str(tmp_path), "ORCH_WORKLOADS": "smoke",
+           "PYTHONPATH": str(REPO / "shared"),
            "CUDA_VISIBLE_DEVICES": ""}
     res = subprocess.run([sys.executable, str(BENCH)], cwd=tmp_path, env=env, capture_output=True, text=True,
                          timeout=300)
@@ -279,7 +280,8 @@ def test_editing_a_kernel_module_rekeys_the_benchmark(tmp_path, module):
 
 
 def test_tuning_knobs_are_recorded_in_the_kernel_tag(tmp_path):
-    env = {**os.environ, "ORCH_OUT": str(tmp_path), "ORCH_WORKLOADS": "smoke", "PYTHONPATH": str(REPO / "shared"),
+    env = {**os.environ, **job_variables(BENCH), "ORCH_OUT": str(tmp_path), "ORCH_WORKLOADS": "smoke",
+           "PYTHONPATH": str(REPO / "shared"),
            "CUDA_VISIBLE_DEVICES": "", "TRITON_FA_PATH": "devdesc", "TRITON_FA_WS": "1",
            "TRITON_FA_CONFIG": "128,128,4,2"}
     res = subprocess.run([sys.executable, str(BENCH)], cwd=tmp_path, env=env, capture_output=True, text=True,
