@@ -71,3 +71,35 @@ class Op:
 
 def elt_bytes(dtype: str) -> int:
     return {"float32": 4, "float16": 2, "bfloat16": 2}[dtype]
+
+
+CHUNK = 1 << 22  # elements per independently seeded block of a drawn tensor (fixed: the values never depend on threads)
+
+
+def normal(seed: int, index: int, shape: tuple[int, ...], scale: float = 1.0, shift: float = 0.0):
+    """A seeded standard-normal float32 numpy array (times scale, plus shift), drawn in fixed-size blocks on all
+    cores: a 537M-element input takes a fraction of a second instead of ten. Block b of tensor `index` comes from
+    SeedSequence([seed, index, b]), so the values are the same on every machine and thread count."""
+    import math
+    import os
+    from concurrent.futures import ThreadPoolExecutor
+
+    import numpy as np
+
+    out = np.empty(math.prod(shape), dtype=np.float32)
+
+    def fill(b: int) -> None:
+        view = out[b * CHUNK : (b + 1) * CHUNK]
+        np.random.default_rng(np.random.SeedSequence([seed, index, b])).standard_normal(dtype=np.float32, out=view)
+        if scale != 1.0:
+            view *= np.float32(scale)
+        if shift:
+            view += np.float32(shift)
+
+    blocks = -(-out.size // CHUNK)
+    if blocks <= 1:
+        fill(0)
+    else:
+        with ThreadPoolExecutor(max_workers=min(blocks, os.cpu_count() or 1)) as pool:
+            list(pool.map(fill, range(blocks)))  # numpy's generators release the GIL while they fill
+    return out.reshape(shape)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .base import Field, Op, elt_bytes
+from .base import Field, Op, elt_bytes, normal
 
 EPS = 1e-5
 
@@ -23,13 +23,8 @@ def bytes_moved(wl) -> float:
 
 def inputs(wl) -> tuple:
     """x with a non-zero mean (so a missing centring shows), a weight near 1 and a small bias."""
-    import numpy as np
-
-    rng = np.random.default_rng(wl.seed)
-    x = (rng.standard_normal((wl.batch, wl.seq_len, wl.hidden), dtype=np.float32) + 0.5).astype(np.float32)
-    w = (1.0 + 0.1 * rng.standard_normal(wl.hidden, dtype=np.float32)).astype(np.float32)
-    b = (0.1 * rng.standard_normal(wl.hidden, dtype=np.float32)).astype(np.float32)
-    return x, w, b
+    x = normal(wl.seed, 0, (wl.batch, wl.seq_len, wl.hidden), 1.0, 0.5)
+    return x, normal(wl.seed, 1, (wl.hidden,), 0.1, 1.0), normal(wl.seed, 2, (wl.hidden,), 0.1)
 
 
 def args(tensors: tuple, wl) -> tuple:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .base import Field, Op, elt_bytes
+from .base import Field, Op, elt_bytes, normal
 
 EPS = 1e-6
 
@@ -23,12 +23,7 @@ def bytes_moved(wl) -> float:
 
 def inputs(wl) -> tuple:
     """x standard normal; the weight near 1 (as a trained norm's is), but not 1, so a dropped weight shows."""
-    import numpy as np
-
-    rng = np.random.default_rng(wl.seed)
-    x = rng.standard_normal((wl.batch, wl.seq_len, wl.hidden), dtype=np.float32)
-    w = (1.0 + 0.1 * rng.standard_normal(wl.hidden, dtype=np.float32)).astype(np.float32)
-    return x, w
+    return normal(wl.seed, 0, (wl.batch, wl.seq_len, wl.hidden)), normal(wl.seed, 1, (wl.hidden,), 0.1, 1.0)
 
 
 def args(tensors: tuple, wl) -> tuple:

@@ -4,7 +4,7 @@ q (B, S, H, D), k (B, S, H, D), cos and sin (S, D) with equal halves. Returns (q
 
 from __future__ import annotations
 
-from .base import Field, Op, elt_bytes
+from .base import Field, Op, elt_bytes, normal
 
 BASE = 10000.0
 
@@ -24,10 +24,8 @@ def inputs(wl) -> tuple:
     """q and k standard normal; cos and sin of the real RoPE angles pos·BASE^(−2i/D)."""
     import numpy as np
 
-    rng = np.random.default_rng(wl.seed)
     shape = (wl.batch, wl.seq_len, wl.heads, wl.head_dim)
-    q = rng.standard_normal(shape, dtype=np.float32)
-    k = rng.standard_normal(shape, dtype=np.float32)
+    q, k = normal(wl.seed, 0, shape), normal(wl.seed, 1, shape)
     half = wl.head_dim // 2
     inv = BASE ** (-np.arange(half, dtype=np.float64) * 2 / wl.head_dim)
     angles = np.arange(wl.seq_len, dtype=np.float64)[:, None] * inv[None, :]

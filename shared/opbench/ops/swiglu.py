@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .base import Field, Op, elt_bytes
+from .base import Field, Op, elt_bytes, normal
 
 
 def flops(wl) -> float:
@@ -16,10 +16,7 @@ def bytes_moved(wl) -> float:
 
 
 def inputs(wl) -> tuple:
-    import numpy as np
-
-    rng = np.random.default_rng(wl.seed)
-    return (rng.standard_normal((wl.tokens, 2 * wl.dim), dtype=np.float32),)
+    return (normal(wl.seed, 0, (wl.tokens, 2 * wl.dim)),)
 
 
 def args(tensors: tuple, wl) -> tuple:
