@@ -28,8 +28,10 @@ def collect(artifacts: Path, dest: Path) -> dict:
         if job.name.startswith(".") or job.name == "combine":
             continue
         manifests = []
-        for entry in sorted(p for p in job.iterdir() if (p / "manifest.json").is_file()):
-            manifest = json.loads((entry / "manifest.json").read_text())
+        entries = [p for p in job.iterdir() if (p / "manifest.json").is_file()]
+        # oldest first, so a suite's newest entry (a rerun after a fix) is the one left in DEST
+        for manifest, entry in sorted(((json.loads((e / "manifest.json").read_text()), e) for e in entries),
+                                      key=lambda me: me[0]["finished"]):
             suite = manifest["inputs"]["workloads"]["name"]
             out = dest / job.name
             out.mkdir(parents=True, exist_ok=True)

@@ -173,3 +173,14 @@ def test_each_familys_torch_eager_impl_runs_smoke_correctly(op, tmp_path):
         assert r["schema"] == 2 and r["op"] == op and r["status"] == "ok" and r["ok"], r
         assert r["gbps"] > 0 and r["pct_bandwidth"] is None and r["l2"]["policy"] == "cold", r
         assert r["tags"]["family"] == "torch-eager"
+
+
+def test_only_a_result_that_could_sit_in_l2_is_flagged_resident_above_the_copy_bandwidth():
+    from opbench.schema import l2_resident
+
+    cold = {"policy": "cold", "method": "one call's inputs exceed 3x the 60 MiB L2"}
+    hot = {"policy": "hot", "method": "inputs reused by the calls of a replay"}
+    assert not l2_resident(4300.0, 4205.0, cold)  # read-heavy traffic outrunning a 1:1 copy, inputs >> L2
+    assert l2_resident(9000.0, 4205.0, hot) and not l2_resident(4000.0, 4205.0, hot)
+    assert l2_resident(9000.0, 4205.0, {"policy": "cold", "method": "L2 size unknown"})
+    assert not l2_resident(9000.0, None, hot)

@@ -1,6 +1,6 @@
 # /// script
 # requires-python = ">=3.10"
-# dependencies = ["opbench-harness", "quack-kernels==0.6.5", "torch>=2.5", "numpy"]
+# dependencies = ["opbench-harness", "quack-kernels[cu13]==0.6.5", "torch>=2.5", "numpy"]
 #
 # [tool.uv.sources]
 # opbench-harness = { path = "../../shared", editable = true }
@@ -10,6 +10,7 @@
 # gpu = true
 # requires = ["cuda"]
 # timeout = 1800
+# optional = ["nvidia-cutlass-dsl-libs-cu12"]  # the CUDA 12 build of the CuTe DSL libs; CUDA 13 hosts load libs-cu13
 # tags = { family = "quack", backend = "cute-dsl", compile = "none" }
 # ///
 """QuACK 0.6.5's RMSNorm (CuTe DSL, SM90+): `quack.rmsnorm(x, weight, eps=...)`, fp32 math, output in x's dtype.

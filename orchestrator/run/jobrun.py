@@ -200,7 +200,8 @@ class JobRunner:
         assert p.key is not None and p.inputs is not None and p.preskip is not None
         staging = self.ctx.store.new_staging(p.job.name, p.key)
         out = staging / "out"
-        record = {"impl": p.job.name, "status": "skipped", "reason": p.preskip, "tags": p.job.tags}
+        record = {"schema": 2, "op": p.job.op, "impl": p.job.name, "status": "skipped", "reason": p.preskip,
+                  "tags": p.job.tags}  # schema 2 (opbench/schema.py); no `wl`: skipped before any workload
         _write_or_drop(staging, out / "results.jsonl", json.dumps(record, sort_keys=True) + "\n")
         _write_or_drop(staging, out / SKIP_FILE, p.preskip + "\n")
         now = time.time()

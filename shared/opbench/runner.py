@@ -22,6 +22,7 @@ from opbench.accuracy import Accuracy, Tolerance, tolerance_for
 from opbench.envinfo import package_versions, python_version
 from opbench.errors import HarnessError, Skip, one_line
 from opbench.record import L2, Env, Record
+from opbench.schema import l2_resident
 from opbench.stats import median_stable, summarize
 from opbench.suite import Suite, Workload, load_suite
 
@@ -238,7 +239,7 @@ def measure(backend, fn, impl: str, tags: dict, env: Env, wl: Workload, opts: Op
     tflops = wl.flops / seconds / 1e12 if lat.p50 > 0 else None
     gbps = wl.bytes / seconds / 1e9 if lat.p50 > 0 else None
     bandwidth = env.copy_gbps
-    if gbps is not None and bandwidth and gbps > bandwidth:
+    if l2_resident(gbps, bandwidth, l2.to_json()):
         l2 = replace(l2, resident=True)
     return Record(
         impl, wl, "ok", tags, env, lat_ms=lat, compile_ms=compile_ms, peak_bytes=peak_bytes,

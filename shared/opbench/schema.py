@@ -30,3 +30,13 @@ def record_op(data: dict) -> str:
 def shape_fields(op: str) -> tuple[str, ...]:
     """A workload's fields in a record's `wl` table, for `op`: name, the op's own fields, dtype."""
     return ("name", *ops.get(op).field_names, "dtype")
+
+
+def l2_resident(gbps: float | None, copy_gbps: float | None, l2: dict | None) -> bool:
+    """Whether a memory-bound result was (at least partly) served from L2: it implies more than the measured copy
+    bandwidth while its inputs could sit in L2 (hot policy, or no L2 control). A cold result — inputs rotated
+    through 3x the L2, or one call alone moving that much — cannot be: above the copy it is read-heavy traffic
+    outrunning a 1:1 copy, shown as such (pct_bandwidth over 100), never hidden."""
+    if gbps is None or not copy_gbps or gbps <= copy_gbps:
+        return False
+    return not (isinstance(l2, dict) and l2.get("policy") == "cold" and "L2 size unknown" not in str(l2.get("method")))
