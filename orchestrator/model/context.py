@@ -7,9 +7,12 @@ from pathlib import Path
 
 from orchestrator.cache.store import Store
 from orchestrator.env.isolated import ISOLATED, Interpreter
-from orchestrator.env.provider import EnvProvider
 from orchestrator.model.device import Device
 from orchestrator.model.suite import Suite
+
+TYPE_CHECKING = False  # typing itself is not imported on the warm path
+if TYPE_CHECKING:
+    from orchestrator.env.provider import EnvProvider
 
 REPO = Path(__file__).resolve().parents[2]
 
