@@ -6,11 +6,11 @@ import contextlib
 import fcntl
 import json
 import os
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from orchestrator.cache.hashing import sha256_file
 from orchestrator.errors import StoreError, UserError
+from orchestrator.frozen import dataclass, field, field_names
 
 MANIFEST = "manifest.json"
 LOGS = "_logs"
@@ -45,6 +45,8 @@ class Manifest:
         return self.finished - self.started
 
     def to_json(self) -> dict:
+        from dataclasses import asdict
+
         return asdict(self)
 
     @classmethod
@@ -64,7 +66,7 @@ class Manifest:
             parts = Path(rel).parts
             if not isinstance(digest, str) or not parts or rel.startswith("/") or ".." in parts or rel == MANIFEST:
                 raise ValueError(f"files: bad entry {rel!r}")
-        return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
+        return cls(**{k: data[k] for k in field_names(cls) if k in data})
 
 
 # Variables that change what frameworks do (kernels picked, precision, threads, caches): recorded in each manifest.

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import os
 import sys
-from dataclasses import replace
 from pathlib import Path
 
 from orchestrator.cache.store import Store
 from orchestrator.env.isolated import Interpreter, default_envs_dir
 from orchestrator.errors import UserError
+from orchestrator.frozen import replace
 from orchestrator.model.context import REPO, Context
 from orchestrator.model.device import detect_device
 from orchestrator.model.job import SCRIPT_FILE, Job, discover, with_upstreams

@@ -5,12 +5,12 @@ from __future__ import annotations
 import os
 import re
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 from orchestrator.cache.hashing import sha256_json
 from orchestrator.env.uv import Uv
 from orchestrator.errors import BuildError, UserError
+from orchestrator.frozen import dataclass
 from orchestrator.model.job import Job
 
 LOCK_FORMAT = 1

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from orchestrator.cache.store import Store
 from orchestrator.env.isolated import ISOLATED, Interpreter
+from orchestrator.frozen import dataclass, field
 from orchestrator.model.device import Device
 from orchestrator.model.suite import Suite
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import re
 import sys
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from orchestrator.errors import UserError
+from orchestrator.frozen import dataclass, field
 from orchestrator.model.pep723 import read_script_metadata
 
 if sys.version_info >= (3, 11):

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import re
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 from orchestrator.cache.hashing import sha256_bytes
 from orchestrator.errors import UserError
+from orchestrator.frozen import dataclass
 
 if sys.version_info >= (3, 11):
     import tomllib

@@ -6,7 +6,6 @@ import json
 import os
 import re
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 from orchestrator.cache.outputs import UPSTREAMS_FILE, SourceWatch, check_outputs, hash_outputs
@@ -14,6 +13,7 @@ from orchestrator.cache.store import Manifest, recorded_variables, remove_tree
 from orchestrator.env.isolated import Env, env_changed
 from orchestrator.errors import StoreError
 from orchestrator.executors.local import Launch, LocalExecutor
+from orchestrator.frozen import dataclass
 from orchestrator.model.context import Context
 from orchestrator.run.plan import Planned
 from orchestrator.run.stage import stage_settings

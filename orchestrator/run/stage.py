@@ -3,10 +3,10 @@ what it is told about each upstream. Its code lives in orchestrator/stages/ (a P
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 
 from orchestrator.errors import UserError
+from orchestrator.frozen import replace
 from orchestrator.model.context import Context
 from orchestrator.model.job import Job, load_job
 
