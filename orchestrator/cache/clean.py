@@ -13,6 +13,7 @@ import shutil
 import time
 from pathlib import Path
 
+from orchestrator.cache import parsed
 from orchestrator.cache.hashing import sha256_json
 from orchestrator.cache.store import FAILED, LATEST, LOCKS, STAGING, remove_tree
 from orchestrator.model.context import Context
@@ -130,5 +131,6 @@ def clean(ctx: Context, jobs: dict[str, Job], everything: bool) -> int:
         (store.root / LATEST).unlink(missing_ok=True)
         shutil.rmtree(store.root / LOCKS, ignore_errors=True)
         shutil.rmtree(store.root / ROOTS, ignore_errors=True)
+        (store.root / parsed.FILE).unlink(missing_ok=True)
     print(f"removed {removed} folders from {store.root}")
     return 0

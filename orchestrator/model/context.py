@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from orchestrator.cache.parsed import Parsed
 from orchestrator.cache.store import Store
 from orchestrator.env.isolated import ISOLATED, Interpreter
 from orchestrator.frozen import dataclass, field
@@ -35,6 +36,7 @@ class Context:
     offline: bool = False
     baseline: str = "torch_math"  # the combine stage's speedup reference
     provider: EnvProvider = ISOLATED  # where envs come from: isolated (default) or host mode (env.host.Base)
+    parsed: Parsed = field(default_factory=Parsed, compare=False, repr=False)  # metadata parsed before, by content
     _uv: list = field(default_factory=list, compare=False, repr=False)
 
     def uv(self):

@@ -7,13 +7,9 @@ import sys
 from pathlib import Path
 
 from orchestrator.cache.hashing import sha256_bytes
+from orchestrator.cache.parsed import loads_toml
 from orchestrator.errors import UserError
 from orchestrator.frozen import dataclass
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
 
 SUITE_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
 HARNESS_SCHEMA = "_orch_suite_schema"  # private package name under which the harness's suite module is loaded
@@ -52,8 +48,11 @@ def harness_suite_module(harness: Path):
     return importlib.import_module(f"{HARNESS_SCHEMA}.suite")
 
 
-def resolve_suite(spec: str, suites_dir: Path, harness: Path) -> Suite:
-    """Find and validate the suite with the harness's validator; bad input is one line naming the file and field."""
+def resolve_suite(spec: str, suites_dir: Path, harness: Path, parsed=None) -> Suite:
+    """Find and validate the suite with the harness's validator; bad input is one line naming the file and field.
+
+    `parsed` (a cache.parsed.Parsed) may know that the validator, as it is now, accepted these very bytes before.
+    """
     if spec.endswith(".toml") or "/" in spec:
         path = Path(spec).resolve()
         if not path.is_file():
@@ -63,13 +62,25 @@ def resolve_suite(spec: str, suites_dir: Path, harness: Path) -> Suite:
         if not SUITE_NAME.match(spec) or not path.is_file():
             raise UserError(f"--workloads {spec}: unknown suite (known: {', '.join(available(suites_dir)) or 'none'})")
     data = path.read_bytes()
-    try:
-        doc = tomllib.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise UserError(f"{path}: invalid TOML: {exc}") from None
-    schema = harness_suite_module(harness)
-    try:
-        schema.parse_suite(doc, str(path))
-    except schema.SuiteError as exc:
-        raise UserError(str(exc)) from None
+    if parsed is None or not parsed.suite_accepted(data, harness):
+        try:
+            doc = loads_toml(data.decode("utf-8"))
+        except ValueError as exc:  # UnicodeDecodeError, tomllib.TOMLDecodeError
+            raise UserError(f"{path}: invalid TOML: {exc}") from None
+        schema = harness_suite_module(harness)
+        try:
+            schema.parse_suite(doc, str(path))
+        except schema.SuiteError as exc:
+            raise UserError(str(exc)) from None
+        files = schema_files()
+        # This process may hold another harness's validator (loaded once per process): then nothing is noted.
+        if parsed is not None and files and all(Path(f).parent == harness for f in files):
+            parsed.note_suite_accepted(data, harness, files)
     return Suite(name=path.stem, path=path, sha256=sha256_bytes(data))
+
+
+def schema_files() -> list[str]:
+    """Every file the harness's validator was loaded from (its modules under the private package name)."""
+    prefix = HARNESS_SCHEMA + "."
+    files = (getattr(m, "__file__", None) for n, m in list(sys.modules.items()) if n.startswith(prefix))
+    return [f for f in files if f]

@@ -14,9 +14,9 @@ STAGE = "combine"  # the combine stage's job name, reserved
 STAGE_DIR = Path(__file__).resolve().parents[1] / "stages"
 
 
-def stage_job(upstreams: list[str]) -> Job:
-    """The stage as a job that needs `upstreams` (every impl of the run)."""
-    return replace(load_job(STAGE_DIR / f"{STAGE}.py", STAGE, stage=True), needs=tuple(upstreams))
+def stage_job(upstreams: list[str], parsed=None) -> Job:
+    """The stage as a job that needs `upstreams` (every impl of the run); `parsed`: a cache.parsed.Parsed."""
+    return replace(load_job(STAGE_DIR / f"{STAGE}.py", STAGE, stage=True, parsed=parsed), needs=tuple(upstreams))
 
 
 def check_reserved(jobs: dict[str, Job]) -> None:
