@@ -97,8 +97,9 @@ def test_every_option_and_argument_of_every_command_has_help():
 
 ARGVS = [[], ["-h"], ["bogus"], ["-h", "run"], ["run"], ["run", "-h"], ["run", "all", "--bogus"], ["run", "all", "-j", "x"],
          ["run", "a", "b", "--no-com", "--work", "w", "--executor", "ray", "-j", "3"], ["run", "all", "--executor", "x"],
-         ["list", "-h"], ["list", "--offline"], ["compare", "a"], ["compare", "a", "b", "--alpha", "0.1"], ["verify", "--envs", "x"],
-         ["show", "x", "--python", "p"], ["reproduce"], ["combine", "--force"], ["lock"], ["lock", "a", "b"], ["clean", "--al"]]
+         ["list", "-h"], ["list", "--offline"], ["compare", "a"], ["compare", "a", "b", "--alpha", "0.1"],
+         ["verify", "--envs", "x"], ["show", "x", "--python", "p"], ["reproduce"], ["combine", "--force"], ["lock"],
+         ["lock", "a", "b"], ["clean", "--al"]]
 
 
 def _parse(parser, argv) -> tuple:
