@@ -122,12 +122,29 @@ class Store:
 
     @staticmethod
     def unlisted_files(folder: Path, manifest: Manifest) -> list[str]:
-        """What the entry holds beyond its manifest's files: an entry holds exactly what was committed."""
+        """What the entry holds beyond its manifest's files: an entry holds exactly what was committed.
+
+        Everything but a real folder counts (files, links of any kind, fifos); folders are walked, links to folders
+        are not (os.walk's view, with one os.scandir per folder and relative paths built as it goes).
+        """
         extra = []
-        for dirpath, dirnames, filenames in os.walk(folder):
-            for name in sorted(filenames) + sorted(d for d in dirnames if os.path.islink(os.path.join(dirpath, d))):
-                rel = os.path.relpath(os.path.join(dirpath, name), folder)
-                if rel != MANIFEST and rel not in manifest.files:
+        todo = [""]
+        while todo:
+            rel_dir = todo.pop()
+            try:
+                with os.scandir(os.path.join(folder, rel_dir)) as it:
+                    found = list(it)
+            except OSError:
+                continue
+            for e in found:
+                rel = f"{rel_dir}/{e.name}" if rel_dir else e.name
+                try:
+                    is_dir = e.is_dir() and not e.is_symlink()
+                except OSError:
+                    is_dir = False
+                if is_dir:
+                    todo.append(rel)
+                elif rel != MANIFEST and rel not in manifest.files:
                     extra.append(rel)
         return sorted(extra)
 
