@@ -38,14 +38,22 @@ def record_roots(ctx: Context, plans: dict) -> None:
         pass  # a read-only or full artifacts folder: nothing can be committed either, and the run says so itself
 
 
+def _noted(old: dict | None, ctx: Context, keys: dict[str, str]) -> bool:
+    return old is not None and old.get("impls_dir") == str(ctx.impls_dir) and {**old["keys"], **keys} == old["keys"]
+
+
 def _write_roots(ctx: Context, keys: dict[str, str]) -> None:
     path = _root_file(ctx)
+    # Nothing new (the warm path): no lock needed to see that. The file is only ever replaced whole, and a writer
+    # merges under the lock with what it finds, so keys noted now stay noted.
+    if _noted(_read_root(path), ctx, keys):
+        return
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path.with_suffix(".lock"), "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # two runs of one checkout at once: neither loses the other's keys
         old = _read_root(path)
-        if old is not None and old.get("impls_dir") == str(ctx.impls_dir) and {**old["keys"], **keys} == old["keys"]:
-            return  # nothing new (the warm path writes nothing)
+        if _noted(old, ctx, keys):
+            return
         merged = {**(old or {}).get("keys", {}), **keys}
         tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
         doc = {"impls_dir": str(ctx.impls_dir), "keys": merged, "updated": time.time()}
