@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from orchestrator.cache.parsed import loads_toml
+from orchestrator.cache.parsed import Parsed, loads_toml
 from orchestrator.errors import UserError
 from orchestrator.frozen import dataclass, field
 from orchestrator.model.pep723 import read_script_metadata
@@ -108,7 +108,7 @@ def _settings(path: Path, meta: dict) -> dict:
             "env": tuple(sorted(set(env))), "optional": tuple(sorted({canonical_name(o) for o in optional}))}
 
 
-def _path_dep(script: Path, name: str, spec: dict, parsed=None) -> PathDep:
+def _path_dep(script: Path, name: str, spec: dict, parsed: Parsed | None = None) -> PathDep:
     root = (script.parent / spec["path"]).resolve()
     pyproject = root / "pyproject.toml"
     if not pyproject.is_file():
@@ -121,8 +121,8 @@ def _path_dep(script: Path, name: str, spec: dict, parsed=None) -> PathDep:
     return PathDep(name=canonical_name(name), root=root, requirements=tuple(project.get("dependencies", [])))
 
 
-def load_job(script: Path, name: str, stage: bool = False, parsed=None) -> Job:
-    """Parse and validate one script into a Job (`parsed`: a cache.parsed.Parsed, for the TOML it reads)."""
+def load_job(script: Path, name: str, stage: bool = False, parsed: Parsed | None = None) -> Job:
+    """Parse and validate one script into a Job (`parsed` may know the TOML it reads)."""
     meta = read_script_metadata(script, parsed=parsed)
     deps = meta.get("dependencies", [])
     if not isinstance(deps, list) or not all(isinstance(d, str) for d in deps):
@@ -158,7 +158,7 @@ RESERVED_NAMES = {"latest": "the artifacts folder's link to the newest combined 
 MAX_NEEDS_DEPTH = 100  # levels of `needs`; real DAGs have a handful, and deeper ones are almost surely generated
 
 
-def discover(impls_dir: Path, warn=None, parsed=None) -> dict[str, Job]:
+def discover(impls_dir: Path, warn=None, parsed: Parsed | None = None) -> dict[str, Job]:
     """Every impl folder holding a bench.py, by name, validated; needs checked for unknown names and cycles.
 
     `warn(text)` hears of folders that are not impls: no bench.py, or a name starting with '.' or '_'.

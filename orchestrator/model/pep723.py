@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from orchestrator.cache.parsed import loads_toml
+from orchestrator.cache.parsed import Parsed, loads_toml
 from orchestrator.errors import UserError
 
 # The reference regular expression from PEP 723.
@@ -14,9 +14,9 @@ BLOCK = re.compile(r"(?m)^# /// (?P<type>[a-zA-Z0-9-]+)$\s(?P<content>(^#(| .*)$
 OPENER = re.compile(r"(?m)^# /// script\s*$")
 
 
-def read_script_metadata(path: Path, text: str | None = None, parsed=None) -> dict:
-    """Return the parsed `script` block of `path` ({} when it has none); `parsed` (a cache.parsed.Parsed) may know
-    the block already."""
+def read_script_metadata(path: Path, text: str | None = None, parsed: Parsed | None = None) -> dict:
+    """Return the parsed `script` block of `path` ({} when it has none); `parsed` may know the block
+    already."""
     if text is None:
         text = path.read_text(encoding="utf-8")
     blocks = [m for m in BLOCK.finditer(text) if m.group("type") == "script"]

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from orchestrator.cache.hashing import sha256_bytes
-from orchestrator.cache.parsed import loads_toml
+from orchestrator.cache.parsed import Parsed, loads_toml
 from orchestrator.errors import UserError
 from orchestrator.frozen import dataclass
 
@@ -48,10 +48,10 @@ def harness_suite_module(harness: Path):
     return importlib.import_module(f"{HARNESS_SCHEMA}.suite")
 
 
-def resolve_suite(spec: str, suites_dir: Path, harness: Path, parsed=None) -> Suite:
+def resolve_suite(spec: str, suites_dir: Path, harness: Path, parsed: Parsed | None = None) -> Suite:
     """Find and validate the suite with the harness's validator; bad input is one line naming the file and field.
 
-    `parsed` (a cache.parsed.Parsed) may know that the validator, as it is now, accepted these very bytes before.
+    `parsed` may know that the validator, as it is now, accepted these very bytes before.
     """
     if spec.endswith(".toml") or "/" in spec:
         path = Path(spec).resolve()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from orchestrator.cache.parsed import Parsed
 from orchestrator.errors import UserError
 from orchestrator.frozen import replace
 from orchestrator.model.context import Context
@@ -14,8 +15,8 @@ STAGE = "combine"  # the combine stage's job name, reserved
 STAGE_DIR = Path(__file__).resolve().parents[1] / "stages"
 
 
-def stage_job(upstreams: list[str], parsed=None) -> Job:
-    """The stage as a job that needs `upstreams` (every impl of the run); `parsed`: a cache.parsed.Parsed."""
+def stage_job(upstreams: list[str], parsed: Parsed | None = None) -> Job:
+    """The stage as a job that needs `upstreams` (every impl of the run); `parsed` may know its TOML block."""
     return replace(load_job(STAGE_DIR / f"{STAGE}.py", STAGE, stage=True, parsed=parsed), needs=tuple(upstreams))
 
 
