@@ -4,7 +4,8 @@ How (same venv, tree of 12 trivial impls + combine, and .pyc prefix as warm_noop
 - CPU time (user + sys), minimum over `--reps` fresh processes, of a growing ladder of commands, so each step's
   increment is one part of the warm run: bare interpreter; + the stdlib modules the warm path uses;
   + the stdlib modules only building/running jobs needs (subprocess, concurrent.futures -> logging, queue,
-  traceback, socket, shlex, tempfile); + the orchestrator's own modules (their bodies: dataclasses, regexes);
+  traceback, socket, shlex, tempfile; dataclasses, typing, tomllib, hashlib only on a first parse or a big file);
+  + the orchestrator's own modules (their bodies: frozen classes, regexes);
   the full warm `run all` (adds main() and interpreter exit). Minimums, because the machine may be shared;
 - then in one process, after the imports, each phase of cli.main() timed by wrapping its function (minimum and
   median over `--reps` calls): argparse parser, context, discovery, plan (locks, keys, cache look-ups with the
@@ -26,8 +27,9 @@ import _speed as c
 
 # Stdlib the orchestrator imports, split by whether a warm run calls into it (read off the code and a
 # sys.setprofile trace of a warm cli.main()) or only building envs and running jobs does.
-WARM = ["argparse", "dataclasses", "hashlib", "json", "pathlib", "platform", "re", "shutil", "threading", "tomllib", "uuid"]
-RUN_ONLY = ["subprocess", "concurrent.futures.thread", "queue", "traceback", "socket", "shlex", "tempfile"]
+WARM = ["argparse", "json", "pathlib", "re", "shutil", "signal", "threading", "fcntl", "_sha256"]
+RUN_ONLY = ["subprocess", "concurrent.futures.thread", "queue", "traceback", "socket", "shlex", "tempfile",
+            "dataclasses", "typing", "tomllib", "hashlib"]  # the last four: first parse of a block, big files, ...
 ORCH = "import orchestrator.cli, orchestrator.cli.run, orchestrator.run.plan, orchestrator.run.scheduler, orchestrator.run.jobrun, orchestrator.executors.local, orchestrator.run.progress, orchestrator.run.summary"
 
 
@@ -90,9 +92,9 @@ def main() -> None:
                 current[label] = current.get(label, 0.0) + time.perf_counter() - t
         setattr(owner, attr, timed)
 
-    wraps = [(cli, "build_parser", "argparse parser (every subcommand)"),
+    wraps = [(cli, "build_parser", "argparse parser (the chosen command's arguments)"),
              (commands, "make_context", "make_context (device, suite, store)"),
-             (commands, "load_jobs", "discover (12 PEP 723 blocks)"),
+             (commands, "load_jobs", "discover (12 PEP 723 blocks, parsed before)"),
              (plan, "plan", "plan (locks, keys, look-ups)"),
              (scheduler.Scheduler, "run", "Scheduler.run (stage key + look-up)"),
              (summary, "print_summary", "print_summary (latest symlink)"),

@@ -7,6 +7,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from conftest import REPO, repo_pythonpath
 
 
@@ -91,6 +93,37 @@ def test_every_option_and_argument_of_every_command_has_help():
     missing = [f"{name} {action.dest}" for name, p in sub.choices.items() for action in p._actions
                if not isinstance(action, argparse._HelpAction) and not action.help]
     assert missing == []
+
+
+ARGVS = [[], ["-h"], ["bogus"], ["-h", "run"], ["run"], ["run", "-h"], ["run", "all", "--bogus"], ["run", "all", "-j", "x"],
+         ["run", "a", "b", "--no-com", "--work", "w", "--executor", "ray", "-j", "3"], ["run", "all", "--executor", "x"],
+         ["list", "-h"], ["list", "--offline"], ["compare", "a"], ["compare", "a", "b", "--alpha", "0.1"],
+         ["verify", "--envs", "x"], ["show", "x", "--python", "p"], ["reproduce"], ["combine", "--force"], ["lock"],
+         ["lock", "a", "b"], ["clean", "--al"]]
+
+
+def _parse(parser, argv) -> tuple:
+    import contextlib
+    import io
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            result = vars(parser.parse_args(argv))
+        except SystemExit as exc:
+            result = exc.code
+    return result, out.getvalue(), err.getvalue()
+
+
+@pytest.mark.parametrize("argv", ARGVS, ids=" ".join)
+def test_the_one_command_parser_reads_like_the_whole_one(argv, monkeypatch):
+    """main() gives only the chosen command its arguments: values, help, usage and errors stay the same."""
+    from orchestrator.cli import COMMANDS, SUBCOMMANDS, build_parser
+
+    assert set(SUBCOMMANDS) == set(COMMANDS)
+    monkeypatch.setenv("COLUMNS", "100")
+    only = argv[0] if argv and argv[0] in SUBCOMMANDS else None
+    assert _parse(build_parser(only), argv) == _parse(build_parser(), argv)
 
 
 def test_a_typo_in_an_impl_name_suggests_the_nearest(tree):

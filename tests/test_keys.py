@@ -230,3 +230,20 @@ def test_framework_variables_are_recorded_in_the_manifest(tree, uv_cache):
     recorded = manifest(tree, "plain")["variables"]  # before: no such field
     assert {k: recorded.get(k) for k in env} == {**{k: v for k, v in env.items() if k != "ORCH_TEST_UNRELATED"},
                                                  "ORCH_TEST_UNRELATED": None}
+
+
+# -- the hashes themselves ----------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("smalls", "extra"), [(0, 0), (0, 1), (0, 4096), (1, 0), (1, 1), (3, 7)])
+def test_small_and_large_inputs_hash_like_hashlib(tmp_path, smalls, extra):
+    """Small data goes to the built-in sha256, large to OpenSSL's: the digests are hashlib's either way."""
+    import hashlib
+
+    from orchestrator.cache import hashing
+
+    data = os.urandom(smalls * hashing.SMALL + extra)
+    path = tmp_path / "f"
+    path.write_bytes(data)
+    want = hashlib.sha256(data).hexdigest()
+    assert hashing.sha256_bytes(data) == want
+    assert hashing.sha256_file(path) == want

@@ -129,3 +129,70 @@ def test_clean_drops_an_entry_its_own_checkout_no_longer_uses(tree, uv_cache):
     assert tree.cli("clean").returncode == 0
     assert len(list((tree.artifacts / "plain").iterdir())) == 1
     assert run(tree, uv_cache, "plain").ran() == set()
+
+
+def _walk_unlisted(folder: Path, listed: set[str]) -> list[str]:
+    """The os.walk reading of 'unlisted' that Store.unlisted_files must keep giving."""
+    import os
+
+    extra = []
+    for dirpath, dirnames, filenames in os.walk(folder):
+        for name in sorted(filenames) + sorted(d for d in dirnames if os.path.islink(os.path.join(dirpath, d))):
+            rel = os.path.relpath(os.path.join(dirpath, name), folder)
+            if rel != "manifest.json" and rel not in listed:
+                extra.append(rel)
+    return sorted(extra)
+
+
+def test_unlisted_files_reads_an_entry_as_os_walk_does(tmp_path):
+    import os
+
+    from orchestrator.cache.store import Manifest, Store
+
+    e = tmp_path / "entry"
+    (e / "a" / "b" / "c").mkdir(parents=True)
+    (e / "empty").mkdir()
+    for rel in ("manifest.json", "r.jsonl", "a/x.txt", "a/b/y.txt", "a/b/c/z.txt", ".hidden", "a/.h"):
+        (e / rel).write_text(rel)
+    os.symlink("a", e / "dirlink")  # a link to a folder: listed itself, never walked
+    os.symlink("r.jsonl", e / "a" / "filelink")
+    os.symlink("missing", e / "dangling")
+    os.mkfifo(e / "a" / "fifo")
+    listed = {"r.jsonl", "a/x.txt", "a/b/c/z.txt"}
+    m = Manifest(name="n", key="k", inputs={}, status="ok", reason="", started=0, finished=0, returncode=0,
+                 files=dict.fromkeys(listed, ""), packages=[], device={}, reproduce="")
+    want = _walk_unlisted(e, listed)
+    assert want == [".hidden", "a/.h", "a/b/y.txt", "a/fifo", "a/filelink", "dangling", "dirlink"]
+    assert Store.unlisted_files(e, m) == want
+    assert Store.unlisted_files(tmp_path / "gone", m) == _walk_unlisted(tmp_path / "gone", listed) == []
+
+
+@pytest.mark.parametrize("case", ["none", "empty", "nested", "linked_file", "linked_dir", "dir_named_jsonl", "hidden"])
+def test_has_records_reads_an_entry_as_rglob_does(tmp_path, case):
+    import os
+
+    from orchestrator.cache.outputs import has_records
+
+    e = tmp_path / "entry"
+    (e / "a" / "b").mkdir(parents=True)
+    (e / "other.txt").write_text("x")
+    (e / "r.jsonl").write_text("")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "o.jsonl").write_text("{}\n")
+    if case == "empty":
+        (e / "a" / "e.jsonl").write_text("")
+    elif case == "nested":
+        (e / "a" / "b" / "n.jsonl").write_text("{}\n")
+    elif case == "linked_file":
+        os.symlink(outside / "o.jsonl", e / "a" / "l.jsonl")
+    elif case == "linked_dir":
+        os.symlink(outside, e / "a" / "linked")  # never walked
+    elif case == "dir_named_jsonl":
+        (e / "d.jsonl").mkdir()
+        (e / "d.jsonl" / "x.txt").write_text("x")
+    elif case == "hidden":
+        (e / ".h.jsonl").write_text("{}\n")
+    want = any(f.stat().st_size > 0 for f in e.rglob("*.jsonl") if f.is_file())
+    assert has_records(e) == want
+    assert want == (case in ("nested", "linked_file", "hidden"))

@@ -13,6 +13,7 @@ import shutil
 import time
 from pathlib import Path
 
+from orchestrator.cache import parsed
 from orchestrator.cache.hashing import sha256_json
 from orchestrator.cache.store import FAILED, LATEST, LOCKS, STAGING, remove_tree
 from orchestrator.model.context import Context
@@ -37,14 +38,22 @@ def record_roots(ctx: Context, plans: dict) -> None:
         pass  # a read-only or full artifacts folder: nothing can be committed either, and the run says so itself
 
 
+def _noted(old: dict | None, ctx: Context, keys: dict[str, str]) -> bool:
+    return old is not None and old.get("impls_dir") == str(ctx.impls_dir) and {**old["keys"], **keys} == old["keys"]
+
+
 def _write_roots(ctx: Context, keys: dict[str, str]) -> None:
     path = _root_file(ctx)
+    # Nothing new (the warm path): no lock needed to see that. The file is only ever replaced whole, and a writer
+    # merges under the lock with what it finds, so keys noted now stay noted.
+    if _noted(_read_root(path), ctx, keys):
+        return
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path.with_suffix(".lock"), "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # two runs of one checkout at once: neither loses the other's keys
         old = _read_root(path)
-        if old is not None and old.get("impls_dir") == str(ctx.impls_dir) and {**old["keys"], **keys} == old["keys"]:
-            return  # nothing new (the warm path writes nothing)
+        if _noted(old, ctx, keys):
+            return
         merged = {**(old or {}).get("keys", {}), **keys}
         tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
         doc = {"impls_dir": str(ctx.impls_dir), "keys": merged, "updated": time.time()}
@@ -130,5 +139,6 @@ def clean(ctx: Context, jobs: dict[str, Job], everything: bool) -> int:
         (store.root / LATEST).unlink(missing_ok=True)
         shutil.rmtree(store.root / LOCKS, ignore_errors=True)
         shutil.rmtree(store.root / ROOTS, ignore_errors=True)
+        (store.root / parsed.FILE).unlink(missing_ok=True)
     print(f"removed {removed} folders from {store.root}")
     return 0

@@ -52,6 +52,28 @@ def check_outputs(out: Path, keep: set[str]) -> str | None:
     return None
 
 
+def has_records(entry: Path) -> bool:
+    """Whether any `*.jsonl` file under the entry is non-empty: Path.rglob's reading (links to folders are not
+    walked, a link to a file counts by its target), one os.scandir per folder, stopping at the first found."""
+    todo = [str(entry)]
+    while todo:
+        try:
+            with os.scandir(todo.pop()) as it:
+                found = list(it)
+        except OSError:
+            continue
+        for e in found:
+            try:
+                if e.is_dir() and not e.is_symlink():
+                    todo.append(e.path)
+                    continue
+            except OSError:
+                pass
+            if e.name.endswith(".jsonl") and Path(e.path).is_file() and os.stat(e.path).st_size > 0:
+                return True
+    return False
+
+
 MAX_RECORD_BYTES = 8 << 20  # one result line; read with a bounded readline, so a 300 MB line costs nothing
 
 

@@ -6,11 +6,11 @@ import contextlib
 import fcntl
 import json
 import os
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from orchestrator.cache.hashing import sha256_file
 from orchestrator.errors import StoreError, UserError
+from orchestrator.frozen import dataclass, field, field_names
 
 MANIFEST = "manifest.json"
 LOGS = "_logs"
@@ -45,6 +45,8 @@ class Manifest:
         return self.finished - self.started
 
     def to_json(self) -> dict:
+        from dataclasses import asdict
+
         return asdict(self)
 
     @classmethod
@@ -64,7 +66,7 @@ class Manifest:
             parts = Path(rel).parts
             if not isinstance(digest, str) or not parts or rel.startswith("/") or ".." in parts or rel == MANIFEST:
                 raise ValueError(f"files: bad entry {rel!r}")
-        return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
+        return cls(**{k: data[k] for k in field_names(cls) if k in data})
 
 
 # Variables that change what frameworks do (kernels picked, precision, threads, caches): recorded in each manifest.
@@ -120,12 +122,29 @@ class Store:
 
     @staticmethod
     def unlisted_files(folder: Path, manifest: Manifest) -> list[str]:
-        """What the entry holds beyond its manifest's files: an entry holds exactly what was committed."""
+        """What the entry holds beyond its manifest's files: an entry holds exactly what was committed.
+
+        Everything but a real folder counts (files, links of any kind, fifos); folders are walked, links to folders
+        are not (os.walk's view, with one os.scandir per folder and relative paths built as it goes).
+        """
         extra = []
-        for dirpath, dirnames, filenames in os.walk(folder):
-            for name in sorted(filenames) + sorted(d for d in dirnames if os.path.islink(os.path.join(dirpath, d))):
-                rel = os.path.relpath(os.path.join(dirpath, name), folder)
-                if rel != MANIFEST and rel not in manifest.files:
+        todo = [""]
+        while todo:
+            rel_dir = todo.pop()
+            try:
+                with os.scandir(os.path.join(folder, rel_dir)) as it:
+                    found = list(it)
+            except OSError:
+                continue
+            for e in found:
+                rel = f"{rel_dir}/{e.name}" if rel_dir else e.name
+                try:
+                    is_dir = e.is_dir() and not e.is_symlink()
+                except OSError:
+                    is_dir = False
+                if is_dir:
+                    todo.append(rel)
+                elif rel != MANIFEST and rel not in manifest.files:
                     extra.append(rel)
         return sorted(extra)
 

@@ -59,13 +59,7 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--offline", action="store_true", help="never touch the network: wheels from --wheelhouse/uv's cache only")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m orchestrator", description=(
-        "Benchmark every implementation in its own uv environment; cache results by content hash."))
-    sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("list", help="each job and whether it is cached, stale or never run")
-    _common(p)
-    p = sub.add_parser("run", help="run jobs (and what they need), then the combine stage")
+def _run_args(p: argparse.ArgumentParser) -> None:
     _common(p)
     p.add_argument("names", nargs="+", metavar="all|NAME", help="'all', or impl names (their upstreams come too)")
     p.add_argument("--force", action="store_true", help="rerun the named jobs (and combine) even when cached")
@@ -78,35 +72,76 @@ def build_parser() -> argparse.ArgumentParser:
                    help="where jobs run: this machine (default) or a Ray cluster (pip install '.[ray]')")
     p.add_argument("--ray-address", default=None,
                    help="Ray cluster to use with --executor ray (default: $RAY_ADDRESS, as Ray itself does)")
-    p = sub.add_parser("combine", help="re-merge cached results")
+
+
+def _combine_args(p: argparse.ArgumentParser) -> None:
     _common(p)
     p.add_argument("--force", action="store_true", help="rerun the combine stage even when its result is cached")
     p.add_argument("--baseline", default="torch_math", help="speedup reference impl (default torch_math)")
-    p = sub.add_parser("compare", help="compare result set B against A; exit 1 on a significant regression")
+
+
+def _compare_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("a", type=Path, help="a combine folder (e.g. artifacts/latest) or any folder of *.jsonl results")
     p.add_argument("b", type=Path, help="the result set judged against A, same kinds of folder")
     p.add_argument("--threshold", type=float, default=0.05, help="slowdown that counts (default 0.05 = 5%%)")
     p.add_argument("--alpha", type=float, default=0.01, help="Mann-Whitney U significance level (default 0.01)")
-    for name, text in (("show", "manifest, folder and key inputs of a job"),
-                       ("reproduce", "print one shell command that reruns a job standalone")):
-        p = sub.add_parser(name, help=text)
-        _common(p)
-        p.add_argument("name", help="an impl name (see `list`)")
-    p = sub.add_parser("verify", help="check every cache entry against its manifest's sha256; exit 1 if any is damaged")
+
+
+def _name_args(p: argparse.ArgumentParser) -> None:
+    _common(p)
+    p.add_argument("name", help="an impl name (see `list`)")
+
+
+def _verify_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--artifacts", type=Path, default=Path("artifacts"), help="result cache (default: artifacts/)")
     p.add_argument("--envs", action="store_true", help="also check every env: installed files against their RECORD")
     p.add_argument("--envs-dir", type=Path, default=None, help="environment cache (default: ~/.cache/orchestrator/envs)")
-    p = sub.add_parser("lock", help="refresh lock files")
+
+
+def _lock_args(p: argparse.ArgumentParser) -> None:
     _common(p)
     p.add_argument("names", nargs="*", metavar="NAME", help="impls to lock (default: all, and the combine stage)")
-    p = sub.add_parser("clean", help="delete stale cache entries, leftovers and failure logs")
+
+
+def _clean_args(p: argparse.ArgumentParser) -> None:
     _common(p)
     p.add_argument("--all", action="store_true", help="delete every cache entry")
+
+
+# command -> (its line in the help, what adds its arguments), in the order the help lists them
+SUBCOMMANDS = {
+    "list": ("each job and whether it is cached, stale or never run", _common),
+    "run": ("run jobs (and what they need), then the combine stage", _run_args),
+    "combine": ("re-merge cached results", _combine_args),
+    "compare": ("compare result set B against A; exit 1 on a significant regression", _compare_args),
+    "show": ("manifest, folder and key inputs of a job", _name_args),
+    "reproduce": ("print one shell command that reruns a job standalone", _name_args),
+    "verify": ("check every cache entry against its manifest's sha256; exit 1 if any is damaged", _verify_args),
+    "lock": ("refresh lock files", _lock_args),
+    "clean": ("delete stale cache entries, leftovers and failure logs", _clean_args),
+}
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The whole command line; with `only`, every command is listed but only that one gets its arguments.
+
+    main() parses `<command> ...` with such a parser: the other commands' ~80 add_argument calls were most of what
+    argparse cost at start-up. Help, usage and errors read the same (they come from the list of commands and the
+    chosen one's own arguments)."""
+    parser = argparse.ArgumentParser(prog="python -m orchestrator", description=(
+        "Benchmark every implementation in its own uv environment; cache results by content hash."))
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, (text, add_args) in SUBCOMMANDS.items():
+        p = sub.add_parser(name, help=text)
+        if only is None or only == name:
+            add_args(p)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    if argv is None:
+        argv = sys.argv[1:]
+    parser = build_parser(argv[0] if argv and argv[0] in SUBCOMMANDS else None)
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import os
 import sys
-from dataclasses import replace
 from pathlib import Path
 
+from orchestrator.cache import parsed
 from orchestrator.cache.store import Store
 from orchestrator.env.isolated import Interpreter, default_envs_dir
 from orchestrator.errors import UserError
+from orchestrator.frozen import replace
 from orchestrator.model.context import REPO, Context
 from orchestrator.model.device import detect_device
 from orchestrator.model.job import SCRIPT_FILE, Job, discover, with_upstreams
@@ -42,11 +43,13 @@ def make_context(args, **overrides) -> Context:
     impls_dir = args.impls_dir.resolve()
     suites_dir = args.suites_dir or next((d for d in (impls_dir.parent / SUITES, REPO / SUITES) if d.is_dir()), REPO / SUITES)
     harness = next((d for d in (impls_dir.parent / HARNESS, REPO / HARNESS) if (d / "suite.py").is_file()), REPO / HARNESS)
-    suites = resolve_suites(args.workloads or ("seed" if device.has_gpu else "smoke"), suites_dir, harness)
+    store = Store(args.artifacts.resolve())
+    known = parsed.Parsed(store.root / parsed.FILE)
+    suites = resolve_suites(args.workloads or ("seed" if device.has_gpu else "smoke"), suites_dir, harness, known)
     ctx = Context(
-        impls_dir=impls_dir, store=Store(args.artifacts.resolve()), envs_dir=(args.envs_dir or default_envs_dir()).resolve(),
+        impls_dir=impls_dir, store=store, envs_dir=(args.envs_dir or default_envs_dir()).resolve(),
         suites=suites, device=device, interp=Interpreter.current(), wheelhouses=tuple(args.wheelhouse), offline=args.offline,
-        gpus=_gpus(getattr(args, "gpus", None), device), **overrides,
+        gpus=_gpus(getattr(args, "gpus", None), device), parsed=known, **overrides,
     )
     if args.python:
         from orchestrator.env.host import Base
@@ -60,7 +63,7 @@ def warn(text: str) -> None:
 
 
 def load_jobs(ctx: Context) -> dict[str, Job]:
-    jobs = discover(ctx.impls_dir, warn=warn)
+    jobs = discover(ctx.impls_dir, warn=warn, parsed=ctx.parsed)
     check_reserved(jobs)
     for job in jobs.values():
         if ctx.suites.ops and job.op not in ctx.suites.ops:

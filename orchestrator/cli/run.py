@@ -65,12 +65,13 @@ def _execute(ctx: Context, jobs: dict[str, Job], to_run: list[str], forced: set[
         record_roots(ctx, plans)  # so `clean` in another checkout sharing the artifacts keeps these entries
         initial = _decided(ctx, runner, plans, [n for n in everything if n not in to_run])
         if combine:
-            stage_jobs = {STAGE: stage_job(everything)}
+            stage_jobs = {STAGE: stage_job(everything, ctx.parsed)}
             write_locks(ctx, stage_jobs, [STAGE])
             plans.update(plan(ctx, stage_jobs, [STAGE], forced & {STAGE}))
         results = Scheduler(ctx, runner, plans, progress, initial=initial).run()
     finally:
         progress.close()
+        ctx.parsed.save()  # what was parsed afresh, for the next run (the artifacts folder exists by now)
     latest = None
     stage = results.get(STAGE)
     if stage is not None and stage.entry is not None:

@@ -13,8 +13,6 @@ source. Each job thus compiles what it imports (about 0.4 s for `import torch` o
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import json
 import os
 import shutil
@@ -152,6 +150,9 @@ def sweep_tmp(envs_dir: Path) -> int:
 
 # -- verify --envs ------------------------------------------------------------------------------------
 def _digest(path: Path, algo: str) -> str:
+    import base64
+    import hashlib
+
     h = hashlib.new(algo)
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
@@ -162,6 +163,7 @@ def _digest(path: Path, algo: str) -> str:
 def check_records(root: Path) -> list[str]:
     """Every installed file listed in a dist-info RECORD with a hash, checked against it."""
     import csv
+    import hashlib
 
     problems = []
     for site in sorted(root.glob("lib/python*/site-packages")):

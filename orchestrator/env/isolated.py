@@ -6,12 +6,12 @@ import json
 import os
 import shutil
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 from orchestrator.cache.hashing import sha256_json
 from orchestrator.env.check import TMP, after_job, discard, intact, record, sweep_tmp
 from orchestrator.env.uv import Uv
+from orchestrator.frozen import dataclass
 from orchestrator.run.proc import run_tool
 
 ENV_FORMAT = 2  # 2: files copied out of uv's cache (never hardlinked), stat snapshot

@@ -5,15 +5,13 @@ from __future__ import annotations
 import os
 import re
 import sys
-import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 
 from orchestrator.cache.hashing import sha256_json
 from orchestrator.env.uv import Uv
 from orchestrator.errors import BuildError, UserError
+from orchestrator.frozen import dataclass
 from orchestrator.model.job import Job
-from orchestrator.run.proc import run_tool
 
 LOCK_FORMAT = 1
 INPUTS_LINE = "# inputs-sha256: "
@@ -67,6 +65,10 @@ def compile_pins(job: Job, uv: Uv) -> str:
     """Universal, hashed pins for the job's requirements (no header, no annotations, no index URL)."""
     if not job.lock_requirements:
         return ""
+    import tempfile
+
+    from orchestrator.run.proc import run_tool
+
     with tempfile.TemporaryDirectory(prefix="orch-lock-") as tmp:
         (Path(tmp) / "requirements.in").write_text("\n".join(job.lock_requirements) + "\n")
         cmd = [uv.exe, "pip", "compile", "requirements.in", "--universal", "--generate-hashes", "--no-header",

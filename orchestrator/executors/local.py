@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
+from orchestrator.frozen import dataclass
 from orchestrator.run.proc import Finished, ProcessGroups, run_captured
 
 

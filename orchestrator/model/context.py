@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 
+from orchestrator.cache.parsed import Parsed
 from orchestrator.cache.store import Store
 from orchestrator.env.isolated import ISOLATED, Interpreter
-from orchestrator.env.provider import EnvProvider
+from orchestrator.frozen import dataclass, field
 from orchestrator.model.device import Device
 from orchestrator.model.suite import Suite, Suites
+
+TYPE_CHECKING = False  # typing itself is not imported on the warm path
+if TYPE_CHECKING:
+    from orchestrator.env.provider import EnvProvider
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -32,6 +36,7 @@ class Context:
     offline: bool = False
     baseline: str = "torch_math"  # the combine stage's speedup reference
     provider: EnvProvider = ISOLATED  # where envs come from: isolated (default) or host mode (env.host.Base)
+    parsed: Parsed = field(default_factory=Parsed, compare=False, repr=False)  # metadata parsed before, by content
     _uv: list = field(default_factory=list, compare=False, repr=False)
 
     def suite_for(self, job) -> Suite | None:

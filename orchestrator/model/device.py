@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import os
 import shutil
-from dataclasses import dataclass
 from pathlib import Path
+
+from orchestrator.frozen import dataclass
 
 NVIDIA_PROC = Path("/proc/driver/nvidia")
 

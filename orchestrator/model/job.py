@@ -3,17 +3,12 @@
 from __future__ import annotations
 
 import re
-import sys
-from dataclasses import dataclass, field
 from pathlib import Path
 
+from orchestrator.cache.parsed import Parsed, loads_toml
 from orchestrator.errors import UserError
+from orchestrator.frozen import dataclass, field
 from orchestrator.model.pep723 import read_script_metadata
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
 
 NAME = re.compile(r"^[a-z0-9_]+$")
 # PEP 508 distribution name at the start of a requirement string.
@@ -119,21 +114,22 @@ def _settings(path: Path, meta: dict) -> dict:
             "env": tuple(sorted(set(env))), "optional": tuple(sorted({canonical_name(o) for o in optional}))}
 
 
-def _path_dep(script: Path, name: str, spec: dict) -> PathDep:
+def _path_dep(script: Path, name: str, spec: dict, parsed: Parsed | None = None) -> PathDep:
     root = (script.parent / spec["path"]).resolve()
     pyproject = root / "pyproject.toml"
     if not pyproject.is_file():
         raise UserError(f"{script}: [tool.uv.sources] {name}: path {spec['path']} has no pyproject.toml")
+    text = pyproject.read_text(encoding="utf-8")
     try:
-        project = tomllib.loads(pyproject.read_text(encoding="utf-8")).get("project", {})
-    except tomllib.TOMLDecodeError as exc:
+        project = (parsed.toml(text) if parsed is not None else loads_toml(text)).get("project", {})
+    except ValueError as exc:  # tomllib.TOMLDecodeError
         raise UserError(f"{pyproject}: invalid TOML: {exc}") from None
     return PathDep(name=canonical_name(name), root=root, requirements=tuple(project.get("dependencies", [])))
 
 
-def load_job(script: Path, name: str, stage: bool = False) -> Job:
-    """Parse and validate one script into a Job."""
-    meta = read_script_metadata(script)
+def load_job(script: Path, name: str, stage: bool = False, parsed: Parsed | None = None) -> Job:
+    """Parse and validate one script into a Job (`parsed` may know the TOML it reads)."""
+    meta = read_script_metadata(script, parsed=parsed)
     deps = meta.get("dependencies", [])
     if not isinstance(deps, list) or not all(isinstance(d, str) for d in deps):
         raise UserError(f"{script}: dependencies must be a list of requirement strings")
@@ -141,7 +137,7 @@ def load_job(script: Path, name: str, stage: bool = False) -> Job:
     path_deps = []
     for src_name, spec in sources.items():
         if isinstance(spec, dict) and "path" in spec:
-            path_deps.append(_path_dep(script, src_name, spec))
+            path_deps.append(_path_dep(script, src_name, spec, parsed))
     local = {d.name for d in path_deps}
     for dep in deps:
         if requirement_name(dep) is None:
@@ -168,7 +164,7 @@ RESERVED_NAMES = {"latest": "the artifacts folder's link to the newest combined 
 MAX_NEEDS_DEPTH = 100  # levels of `needs`; real DAGs have a handful, and deeper ones are almost surely generated
 
 
-def discover(impls_dir: Path, warn=None) -> dict[str, Job]:
+def discover(impls_dir: Path, warn=None, parsed: Parsed | None = None) -> dict[str, Job]:
     """Every impl folder holding a bench.py, by name, validated; needs checked for unknown names and cycles.
 
     `warn(text)` hears of folders that are not impls: no bench.py, or a name starting with '.' or '_'.
@@ -191,7 +187,7 @@ def discover(impls_dir: Path, warn=None) -> dict[str, Job]:
         if folder.name in RESERVED_NAMES:
             raise UserError(f"{folder}: the name {folder.name!r} is reserved for {RESERVED_NAMES[folder.name]}; "
                             "rename the folder")
-        jobs[folder.name] = load_job(script, folder.name)
+        jobs[folder.name] = load_job(script, folder.name, parsed=parsed)
     check_needs(jobs)
     return jobs
 

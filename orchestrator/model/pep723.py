@@ -1,25 +1,22 @@
-"""Read a script's PEP 723 `# /// script` block with the specification's reference regex and tomllib."""
+"""Read a script's PEP 723 `# /// script` block with the specification's reference regex and tomllib (or what
+tomllib made of the same block before: cache/parsed.py)."""
 
 from __future__ import annotations
 
 import re
-import sys
 from pathlib import Path
 
+from orchestrator.cache.parsed import Parsed, loads_toml
 from orchestrator.errors import UserError
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - Python 3.10
-    import tomli as tomllib
 
 # The reference regular expression from PEP 723.
 BLOCK = re.compile(r"(?m)^# /// (?P<type>[a-zA-Z0-9-]+)$\s(?P<content>(^#(| .*)$\s)+)^# ///$")
 OPENER = re.compile(r"(?m)^# /// script\s*$")
 
 
-def read_script_metadata(path: Path, text: str | None = None) -> dict:
-    """Return the parsed `script` block of `path` ({} when it has none)."""
+def read_script_metadata(path: Path, text: str | None = None, parsed: Parsed | None = None) -> dict:
+    """Return the parsed `script` block of `path` ({} when it has none); `parsed` may know the block
+    already."""
     if text is None:
         text = path.read_text(encoding="utf-8")
     blocks = [m for m in BLOCK.finditer(text) if m.group("type") == "script"]
@@ -35,6 +32,6 @@ def read_script_metadata(path: Path, text: str | None = None) -> dict:
         for line in blocks[0].group("content").splitlines(keepends=True)
     )
     try:
-        return tomllib.loads(content)
-    except tomllib.TOMLDecodeError as exc:
+        return parsed.toml(content) if parsed is not None else loads_toml(content)
+    except ValueError as exc:  # tomllib.TOMLDecodeError
         raise UserError(f"{path}: invalid TOML in the '# /// script' block: {exc}") from None

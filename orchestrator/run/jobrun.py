@@ -6,14 +6,14 @@ import json
 import os
 import re
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
-from orchestrator.cache.outputs import UPSTREAMS_FILE, SourceWatch, check_outputs, hash_outputs
+from orchestrator.cache.outputs import UPSTREAMS_FILE, SourceWatch, check_outputs, has_records, hash_outputs
 from orchestrator.cache.store import Manifest, recorded_variables, remove_tree
 from orchestrator.env.isolated import Env, env_changed
 from orchestrator.errors import StoreError
 from orchestrator.executors.local import Launch, LocalExecutor
+from orchestrator.frozen import dataclass
 from orchestrator.model.context import Context
 from orchestrator.run.plan import Planned
 from orchestrator.run.stage import stage_settings
@@ -39,9 +39,7 @@ class Result:
     @property
     def has_records(self) -> bool:
         """Whether an ok job left any result lines (a job that wrote none did nothing worth reporting)."""
-        if self.entry is None:
-            return False
-        return any(f.stat().st_size > 0 for f in self.entry.rglob("*.jsonl") if f.is_file())
+        return self.entry is not None and has_records(self.entry)
 
 
 def artifact_var(name: str) -> str:

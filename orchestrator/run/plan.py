@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
 
 from orchestrator.cache.keys import TreeHashes, key_inputs, key_of
 from orchestrator.cache.store import Manifest
 from orchestrator.env.pins import check_lock, ensure_lock, lock_state, read_lock_text
 from orchestrator.errors import UserError
+from orchestrator.frozen import dataclass
 from orchestrator.model.context import Context
 from orchestrator.model.job import Job
 from orchestrator.run.stage import stage_settings

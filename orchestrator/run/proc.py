@@ -13,10 +13,10 @@ import os
 import signal
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 from orchestrator.errors import BuildError
+from orchestrator.frozen import dataclass
 
 KILL_GRACE_S = 5.0
 TOKEN_VAR = "ORCH_JOB_TOKEN"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-from typing import TYPE_CHECKING
 
 from orchestrator.cache.keys import TreeHashes
 from orchestrator.errors import BuildError, StoreError
@@ -14,6 +13,7 @@ from orchestrator.run.plan import Planned
 from orchestrator.run.progress import Progress
 from orchestrator.run.stage import keyed, upstreams_doc
 
+TYPE_CHECKING = False  # typing itself is not imported on the warm path
 if TYPE_CHECKING:
     import queue
 

@@ -3,10 +3,11 @@ what it is told about each upstream. Its code lives in orchestrator/stages/ (a P
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 
+from orchestrator.cache.parsed import Parsed
 from orchestrator.errors import UserError
+from orchestrator.frozen import replace
 from orchestrator.model.context import Context
 from orchestrator.model.job import Job, load_job
 
@@ -14,9 +15,9 @@ STAGE = "combine"  # the combine stage's job name, reserved
 STAGE_DIR = Path(__file__).resolve().parents[1] / "stages"
 
 
-def stage_job(upstreams: list[str]) -> Job:
-    """The stage as a job that needs `upstreams` (every impl of the run)."""
-    return replace(load_job(STAGE_DIR / f"{STAGE}.py", STAGE, stage=True), needs=tuple(upstreams))
+def stage_job(upstreams: list[str], parsed: Parsed | None = None) -> Job:
+    """The stage as a job that needs `upstreams` (every impl of the run); `parsed` may know its TOML block."""
+    return replace(load_job(STAGE_DIR / f"{STAGE}.py", STAGE, stage=True, parsed=parsed), needs=tuple(upstreams))
 
 
 def check_reserved(jobs: dict[str, Job]) -> None:
