@@ -93,6 +93,7 @@ def main() -> None:
     wraps = [(cli, "build_parser", "argparse parser (every subcommand)"),
              (commands, "make_context", "make_context (device, suite, store)"),
              (commands, "load_jobs", "discover (12 PEP 723 blocks)"),
+             (plan, "prepare_envs", "prepare_envs (the provider's records: host layers)"),
              (plan, "plan", "plan (locks, keys, look-ups)"),
              (scheduler.Scheduler, "run", "Scheduler.run (stage key + look-up)"),
              (summary, "print_summary", "print_summary (latest symlink)"),
