@@ -95,6 +95,7 @@ def main() -> None:
     wraps = [(cli, "build_parser", "argparse parser (the chosen command's arguments)"),
              (commands, "make_context", "make_context (device, suite, store)"),
              (commands, "load_jobs", "discover (12 PEP 723 blocks, parsed before)"),
+             (plan, "prepare_envs", "prepare_envs (the provider's records: host layers)"),
              (plan, "plan", "plan (locks, keys, look-ups)"),
              (scheduler.Scheduler, "run", "Scheduler.run (stage key + look-up)"),
              (summary, "print_summary", "print_summary (latest symlink)"),

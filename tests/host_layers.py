@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -26,3 +27,24 @@ WRITE_VERSIONS = """import os, json, basepkg, extrapkg, hidden_mod
 open(os.path.join(os.environ["ORCH_OUT"], "seen.json"), "w").write(json.dumps(
     {"basepkg": basepkg.VERSION, "extrapkg": extrapkg.VERSION, "hidden": hidden_mod.WHERE}))
 """
+
+
+def fake_uv(folder: Path, log: Path) -> Path:
+    """A folder holding only `uv`: a wrapper that logs every call (one line of arguments) and runs the real uv.
+    Put first on PATH, it shows whether a command ran uv at all (the orchestrator finds uv on PATH first)."""
+    try:
+        from uv import find_uv_bin
+
+        real = find_uv_bin()
+    except (ImportError, FileNotFoundError):
+        real = shutil.which("uv")
+    assert real, "uv is needed for the host-mode tests"
+    folder.mkdir(parents=True, exist_ok=True)
+    wrapper = folder / "uv"
+    wrapper.write_text(f'#!/bin/sh\necho "$*" >> "{log}"\nexec "{real}" "$@"\n')
+    wrapper.chmod(0o755)
+    return folder
+
+
+def uv_calls(log: Path) -> list[str]:
+    return log.read_text().splitlines() if log.exists() else []

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
-from host_layers import WRITE_VERSIONS, host_args, make_base, make_wheel
+from host_layers import WRITE_VERSIONS, fake_uv, host_args, make_base, make_wheel, uv_calls
 
 
 def test_layered_impl_runs_offline_and_sees_base_version(host):
@@ -133,15 +134,15 @@ def test_a_transitive_conflict_with_the_base_skips_before_running(host):
 
 
 def test_a_jobs_host_layer_is_worked_out_once_per_run(host, monkeypatch):
-    """Planning (its conflict check), locating the env and building it all need the layer: one resolution serves
-    them all. Counted by the requirement parses it takes (one per direct requirement and resolution)."""
+    """The phase before planning, planning (its conflict check), locating the env and building it all need the
+    layer: one resolution serves them all. Counted by the requirement parses it takes (one per direct requirement)."""
     import packaging.requirements
 
     from orchestrator.cli import build_parser
     from orchestrator.cli.common import load_jobs, make_context
     from orchestrator.executors.local import LocalExecutor
     from orchestrator.run.jobrun import JobRunner
-    from orchestrator.run.plan import plan
+    from orchestrator.run.plan import plan, prepare_envs
 
     tree, base, house, _ = host
     tree.add_impl("needs_base", "print('ok')\n", deps='["basepkg>=1", "extrapkg"]')
@@ -151,9 +152,71 @@ def test_a_jobs_host_layer_is_worked_out_once_per_run(host, monkeypatch):
     real = packaging.requirements.Requirement.__init__
     monkeypatch.setattr(packaging.requirements.Requirement, "__init__",
                         lambda self, text: (parses.append(text), real(self, text))[1])
-    p = plan(ctx, load_jobs(ctx), ["needs_base"])["needs_base"]
+    jobs = load_jobs(ctx)
+    prepare_envs(ctx, jobs, ["needs_base"])
+    p = plan(ctx, jobs, ["needs_base"])["needs_base"]
     assert p.preskip is None
     runner = JobRunner(ctx, LocalExecutor())
     env = runner.build_env(p)
     assert runner.env_of(p) == env
     assert parses.count("basepkg>=1") == 1 and parses.count("extrapkg") == 1, parses
+
+
+def test_a_warm_host_mode_run_calls_no_uv(host, tmp_path):
+    """A fake `uv` first on PATH logs every call: the cold run resolves and builds, the warm one calls nothing."""
+    tree, base, house, _ = host
+    chain_wheels(house)
+    tree.add_impl("both", WRITE_VERSIONS, deps='["basepkg", "extrapkg", "pthpkg"]')  # a layer resolved and built
+    tree.add_impl("needs_c", CHAIN_BODY, deps='["a"]')  # a gap only uv's resolver finds: skipped
+    tree.add_impl("fine", "print('ran')\n", deps='["basepkg"]')  # the base provides it all
+    log = tmp_path / "uv-calls.log"
+    env = {"PATH": f"{fake_uv(tmp_path / 'fakeuv', log)}{os.pathsep}{os.environ['PATH']}"}
+    cold = tree.run(extra=host_args(base, house), env=env)
+    assert cold.returncode == 0, cold.stdout + cold.stderr
+    assert cold.states() == {"both": "ok", "needs_c": "skipped", "fine": "ok", "combine": "ok"}, cold.stdout
+    assert sum("--dry-run" in c for c in uv_calls(log)) == 2, uv_calls(log)  # both and needs_c were resolved
+    log.unlink()
+    warm = tree.run(extra=host_args(base, house), env=env)
+    assert warm.returncode == 0 and warm.ran() == set(), warm.stdout + warm.stderr
+    assert uv_calls(log) == []
+
+
+def test_planning_runs_no_uv_the_phase_before_it_resolves(host, tmp_path, monkeypatch):
+    """A cold plan() calls no uv: a gap only the resolver finds is unknown to it. `prepare_envs` resolves and
+    records; a later plan (a fresh process's) reads that record. Keys never depend on the resolution, and still
+    change with what would be installed: a wheel added to the wheelhouse is in the key."""
+    from orchestrator.cli import build_parser
+    from orchestrator.cli.common import load_jobs, make_context
+    from orchestrator.run.plan import plan, prepare_envs
+
+    tree, base, house, _ = host
+    chain_wheels(house)
+    tree.add_impl("needs_c", CHAIN_BODY, deps='["a"]')
+    tree.add_impl("layered", "print('ok')\n", deps='["extrapkg"]')
+    names = ["layered", "needs_c"]
+    log = tmp_path / "uv-calls.log"
+    monkeypatch.setenv("PATH", f"{fake_uv(tmp_path / 'fakeuv', log)}{os.pathsep}{os.environ['PATH']}")
+    args = build_parser().parse_args(["run", "all", *map(str, tree.args(*host_args(base, house)))])
+
+    def planned(prepare: bool = False) -> dict:
+        ctx = make_context(args)  # a new context: nothing remembered in memory from the last one
+        jobs = load_jobs(ctx)
+        if prepare:
+            prepare_envs(ctx, jobs, names)
+        return plan(ctx, jobs, names)
+
+    cold = planned()
+    assert uv_calls(log) == [] and cold["needs_c"].preskip is None
+    prepared = planned(prepare=True)
+    resolved = uv_calls(log)
+    assert len(resolved) == 2 and all("--dry-run" in c for c in resolved), resolved
+    warm = planned()
+    assert uv_calls(log) == resolved
+    for p in (prepared, warm):
+        assert "c (needed by a -> b[x] -> c): not in the base" in (p["needs_c"].preskip or ""), p["needs_c"]
+        assert p["layered"].preskip is None
+    assert {n: p.key for n, p in warm.items()} == {n: p.key for n, p in cold.items()}
+    make_wheel(house, "c", "1.0", {"c.py": "WHO = 'c'\n"})
+    newer = planned()
+    assert uv_calls(log) == resolved
+    assert all(newer[n].key != warm[n].key for n in names) and newer["needs_c"].preskip is None

@@ -27,6 +27,18 @@ def test_the_runner_and_scheduler_never_import_ray_code():
     assert not {k: v for k, v in offenders.items() if v}, offenders
 
 
+def test_run_names_no_executor_and_never_asks_where_a_job_runs():
+    """The scheduler asks the executor which local slot a job occupies (a CPU slot, a GPU, or none: it runs elsewhere)
+    and waits on the env it readies, the same way for every job: no word of Ray, and no `remote` branch, anywhere
+    in run/ (code, comments and docstrings)."""
+    import re
+
+    word = re.compile(r"\b(ray|remote)\b", re.I)
+    hits = [f"{p.relative_to(REPO)}:{n}: {line.strip()}" for p in sorted((PACKAGE / "run").glob("*.py"))
+            for n, line in enumerate(p.read_text().splitlines(), 1) if word.search(line)]
+    assert not hits, hits
+
+
 def test_the_ray_worker_takes_the_gpu_locks_from_their_own_module():
     used = imports(PACKAGE / "executors" / "ray" / "worker.py")
     assert "orchestrator.run.device_locks.device_lock_path" in used

@@ -55,12 +55,13 @@ def cmd_list(args) -> int:
 
 
 def _planned(ctx: Context, name: str, create_locks: bool):
-    from orchestrator.run.plan import plan, write_locks
+    from orchestrator.run.plan import plan, prepare_envs, write_locks
 
     jobs = load_jobs(ctx)
     names = with_upstreams(jobs, [name])
-    if create_locks:
+    if create_locks:  # reproduce: the phase before planning, as a run has it (show only reads)
         write_locks(ctx, jobs, names)
+        prepare_envs(ctx, jobs, names)
     return plan(ctx, jobs, names)
 
 

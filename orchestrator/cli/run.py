@@ -48,7 +48,7 @@ def _execute(ctx: Context, jobs: dict[str, Job], to_run: list[str], forced: set[
     """Plan every job the stage needs, run `to_run` (plus the stage), point `latest` at the stage's result."""
     from orchestrator.cache.clean import record_roots
     from orchestrator.run.jobrun import JobRunner
-    from orchestrator.run.plan import plan, write_locks
+    from orchestrator.run.plan import plan, prepare_envs, write_locks
     from orchestrator.run.progress import Progress
     from orchestrator.run.scheduler import Scheduler
     from orchestrator.run.summary import print_summary
@@ -61,12 +61,14 @@ def _execute(ctx: Context, jobs: dict[str, Job], to_run: list[str], forced: set[
     runner = JobRunner(ctx, make_executor(progress))
     try:
         write_locks(ctx, jobs, to_run, on_lock=lambda n, s: progress.set(n, "locking", f"lock {s}"))
+        prepare_envs(ctx, jobs, everything)  # host mode resolves its layers here: planning only reads
         plans = plan(ctx, jobs, everything, forced)
         record_roots(ctx, plans)  # so `clean` in another checkout sharing the artifacts keeps these entries
         initial = _decided(ctx, runner, plans, [n for n in everything if n not in to_run])
         if combine:
             stage_jobs = {STAGE: stage_job(everything, ctx.parsed)}
             write_locks(ctx, stage_jobs, [STAGE])
+            prepare_envs(ctx, stage_jobs, [STAGE])
             plans.update(plan(ctx, stage_jobs, [STAGE], forced & {STAGE}))
         results = Scheduler(ctx, runner, plans, progress, initial=initial).run()
     finally:

@@ -2,8 +2,9 @@
 
 Used on GPU images and offline clusters whose Python already holds a vendor torch. The layer is a venv whose
 site-packages has a .pth that runs `site.addsitedir` on each of the base's site folders (so the base's own
-.pth files work too). uv's resolver decides what the base lacks (the whole closure, extras followed), before the
-job runs; the layer is that closure, installed without dependencies, and its env id is that closure.
+.pth files work too). uv's resolver decides what the base lacks (the whole closure, extras followed) in the phase
+before planning (`prepare`, beside the locks), and its outcome is recorded: planning reads it and runs no uv. The
+layer is that closure, installed without dependencies, and its env id is that closure.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import os
 import re
 import tempfile
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 from orchestrator.cache.hashing import sha256_json
@@ -105,26 +107,32 @@ class Base:
                 "packages_sha256": sha256_json(frozen)}
 
     # -- what a job needs from the layer -----------------------------------------------------------
-    def layer_plan(self, job: Job, lock_text: str | None, ctx) -> Layer:
-        """The job's layer, worked out once per job and run (planning, locating and building the env all ask)."""
+    def layer_plan(self, job: Job, lock_text: str | None, ctx, resolve: bool = True) -> Layer | None:
+        """The job's layer, worked out once per job and run (the lock phase, planning, locating and building all ask).
+
+        resolve=False only reads (planning): the direct checks, then the resolution recorded by the phase before
+        planning; None when none is recorded yet. A conflict or gap raises BuildError either way.
+        """
         memo = (job.name, str(job.script), lock_text)
-        if memo not in self._layers:
+        found = self._layers.get(memo)
+        if found is None:
             try:
-                self._layers[memo] = self._layer_plan(job, lock_text, ctx)
+                found = self._needs(job, lock_text, ctx)
             except BuildError as exc:
-                self._layers[memo] = exc
-        found = self._layers[memo]
+                found = exc
+        if isinstance(found, Needs):
+            try:
+                found = self._resolved(job, found, ctx, run_uv=resolve) or found
+            except BuildError as exc:
+                found = exc
+        self._layers[memo] = found
         if isinstance(found, BuildError):
             raise BuildError(str(found))
-        return found
+        return found if isinstance(found, Layer) else None
 
-    def _layer_plan(self, job: Job, lock_text: str | None, ctx) -> Layer:
-        """What the layer installs: the resolved closure over the base. A conflict or gap raises BuildError.
-
-        Direct requirements are checked here first (short messages); uv's resolver then finds the whole closure,
-        with the base's packages fixed (as constraints, seen installed), the wheelhouses as find-links, no index
-        offline, and the job's `optional` packages removed (an override with a marker that is never true).
-        """
+    def _needs(self, job: Job, lock_text: str | None, ctx) -> Layer | Needs:
+        """The direct requirements checked against the base and the wheelhouse (short messages, no uv): the layer
+        itself when the base provides them all, else what uv must resolve. A conflict or gap raises BuildError."""
         from packaging.requirements import InvalidRequirement, Requirement
         from packaging.specifiers import SpecifierSet
 
@@ -159,24 +167,32 @@ class Base:
                     raise BuildError(f"requirement {text}: not in the base, and no matching wheel in the wheelhouse "
                                      f"(found: {seen})")
             wanted.append(text)
-        install = self._resolve(job, wanted, constraints, ctx) if wanted else ()
-        return Layer(install=install, provided=tuple(provided), left_out=job.optional)
+        if not wanted:
+            return Layer(install=(), provided=tuple(provided), left_out=job.optional)
+        return Needs(wanted=tuple(wanted), constraints=tuple(constraints), provided=tuple(provided))
 
-    def _resolve(self, job: Job, wanted: list[str], constraints: list[str], ctx) -> tuple[str, ...]:
-        """uv's resolution of what the layer must install (name==version), cached under the envs folder by its
-        inputs (the wheel files included), so a warm run calls no uv."""
+    def _resolved(self, job: Job, needs: Needs, ctx, run_uv: bool) -> Layer | None:
+        """The whole closure over the base, as uv's resolver finds it: the base's packages fixed (constraints, seen
+        installed), the wheelhouses as find-links, no index offline, the job's `optional` packages removed (an
+        override with a marker that is never true). Recorded under the envs folder by every input of the
+        resolution (the wheel files included), so that planning and a warm run read it and call no uv; with
+        run_uv=False a missing record gives None."""
         files = sorted((str(w), w.stat().st_size, w.stat().st_mtime_ns) for wh in ctx.wheelhouses for w in Path(wh).glob("*"))
         base = sorted(f"{n}=={v}" for n, v in self.packages.items())
+        wanted, constraints = list(needs.wanted), list(needs.constraints)
         inputs = {"format": LAYER_FORMAT, "python": self.python, "base": base, "wanted": wanted, "constraints": constraints,
                   "optional": job.optional, "files": files, "offline": ctx.offline}
         cache = ctx.envs_dir / ".resolved" / f"{sha256_json(inputs)[:24]}.json"
+        layer = partial(Layer, provided=needs.provided, left_out=job.optional)
         try:
             saved = json.loads(cache.read_text())
             if "error" in saved:
                 raise BuildError(saved["error"])
-            return tuple(saved["install"])
+            return layer(install=tuple(saved["install"]))
         except (OSError, ValueError, KeyError):
             pass
+        if not run_uv:
+            return None
         uv = ctx.uv()
         with tempfile.TemporaryDirectory(prefix="orch-resolve-") as tmp:
             folder = Path(tmp)
@@ -195,12 +211,21 @@ class Base:
                 raise BuildError(reason) from None
         install = tuple(sorted(f"{canonical_name(n)}=={v}" for n, v in WOULD_INSTALL.findall(out)))
         _save(cache, {"install": list(install)})
-        return install
+        return layer(install=install)
 
-    def conflict(self, job: Job, lock_text: str | None, ctx) -> str | None:
-        """Why the job cannot run over this base (reported before anything runs), or None."""
+    def prepare(self, job: Job, lock_text: str | None, ctx) -> None:
+        """The phase before planning: uv resolves the layer and the outcome is recorded (a conflict too, which
+        `conflict` then reports), so that planning only reads."""
         try:
             self.layer_plan(job, lock_text, ctx)
+        except BuildError:
+            pass
+
+    def conflict(self, job: Job, lock_text: str | None, ctx) -> str | None:
+        """Why the job cannot run over this base (reported before anything runs), or None. Reads only: a closure
+        not resolved yet (no `prepare`) is checked by its direct requirements alone."""
+        try:
+            self.layer_plan(job, lock_text, ctx, resolve=False)
         except BuildError as exc:
             return str(exc)
         return None
@@ -214,11 +239,14 @@ class Base:
 
     def env_for(self, job: Job, lock_text: str | None, ctx) -> Env:
         """Content-addressed by the resolved closure: what gets installed, not what was asked for."""
-        eid = env_id("\n".join(self.layer_plan(job, lock_text, ctx).install), self._interp(), self._layer_key())
+        layer = self.layer_plan(job, lock_text, ctx)
+        assert layer is not None  # resolve=True gives a layer or raises
+        eid = env_id("\n".join(layer.install), self._interp(), self._layer_key())
         return Env(root=ctx.envs_dir / eid, env_id=eid)
 
     def ensure_env(self, job: Job, lock_text: str | None, ctx) -> Env:
         layer = self.layer_plan(job, lock_text, ctx)
+        assert layer is not None  # resolve=True gives a layer or raises
         return build_once(self.env_for(job, lock_text, ctx), lambda tmp: self._fill(tmp, layer, ctx))
 
     def _fill(self, tmp: Path, layer: Layer, ctx) -> list[str]:
@@ -234,6 +262,15 @@ class Base:
         wheels = wheel_index(ctx.wheelhouses)
         installed = [f"{line} (wheelhouse)" if _in_wheelhouse(line, wheels) else f"{line} (index)" for line in freeze(py, uv)]
         return installed + [f"{p} (base)" for p in layer.provided] + [f"{o} (optional, left out)" for o in layer.left_out]
+
+
+@dataclass(frozen=True)
+class Needs:
+    """What the direct checks leave to uv's resolver: requirements the base lacks, the lock's pins among them."""
+
+    wanted: tuple[str, ...]
+    constraints: tuple[str, ...]
+    provided: tuple[str, ...]
 
 
 @dataclass(frozen=True)

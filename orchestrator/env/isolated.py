@@ -151,6 +151,9 @@ class Isolated:
     def key_input(self, ctx) -> dict | None:
         return None
 
+    def prepare(self, job, lock_text: str | None, ctx) -> None:
+        """Nothing: the job's lock (written by the locking phase) is the record of what its env holds."""
+
     def conflict(self, job, lock_text: str | None, ctx) -> str | None:
         return None
 

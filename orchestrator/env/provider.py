@@ -30,8 +30,12 @@ class EnvProvider(Protocol):
     def key_input(self, ctx) -> dict | None:
         """What the provider adds to every key (host mode: the base's packages and wheel files), or None."""
 
+    def prepare(self, job: Job, lock_text: str | None, ctx) -> None:
+        """The phase before planning, beside the locks: work out and record what the job's env would hold (host
+        mode: uv resolves the layer), so that planning only reads. May run uv; planning never does."""
+
     def conflict(self, job: Job, lock_text: str | None, ctx) -> str | None:
-        """Why the job cannot run with these envs (reported before anything runs), or None."""
+        """Why the job cannot run with these envs (reported before anything runs), or None. Reads only."""
 
     def env_for(self, job: Job, lock_text: str | None, ctx) -> Env:
         """Where the job's env is, built or not (pure: list, show, reproduce)."""

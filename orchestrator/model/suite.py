@@ -101,7 +101,9 @@ def _validated(path: Path, harness: Path, expect: str | None, parsed: Parsed | N
 
 def op_names(suites_dir: Path) -> tuple[str, ...]:
     """The ops, as the suites folder has them (every op has its folder, with `smoke` and `seed` at least)."""
-    return tuple(sorted(d.name for d in suites_dir.iterdir() if d.is_dir() and OP_DIR.match(d.name))) if suites_dir.is_dir() else ()
+    if not suites_dir.is_dir():
+        return ()
+    return tuple(sorted(d.name for d in suites_dir.iterdir() if d.is_dir() and OP_DIR.match(d.name)))
 
 
 def resolve_suites(spec: str, suites_dir: Path, harness: Path, parsed: Parsed | None = None) -> Suites:

@@ -1,7 +1,8 @@
 """Machine-wide locks, one per GPU (or the host's timing slot), so timed jobs of different runs never overlap.
 
-Taken by the scheduler for local jobs and by the Ray worker on its node; not to be confused with dependency
-pins (env/pins.py) or the cache's per-entry file locks (cache/store.py).
+Taken by the scheduler for the jobs on this machine's GPU slots, and by an executor's worker on another node for
+the GPU that node gave a job; not to be confused with dependency pins (env/pins.py) or the cache's per-entry
+file locks (cache/store.py).
 """
 
 from __future__ import annotations

@@ -8,9 +8,9 @@ import re
 import time
 from pathlib import Path
 
-from orchestrator.cache.outputs import UPSTREAMS_FILE, SourceWatch, check_outputs, has_records, hash_outputs
+from orchestrator.cache.outputs import UPSTREAMS_FILE, check_outputs, has_records, hash_outputs
 from orchestrator.cache.store import Manifest, recorded_variables, remove_tree
-from orchestrator.env.isolated import Env, env_changed
+from orchestrator.env.isolated import Env
 from orchestrator.errors import StoreError
 from orchestrator.executors.local import Launch, LocalExecutor
 from orchestrator.frozen import dataclass
@@ -51,30 +51,40 @@ def result_of(p: Planned, manifest: Manifest, entry: Path, cached: bool) -> Resu
 
 
 class JobRunner:
-    """Builds envs and runs planned jobs through an executor; commits what succeeded, never what failed.
+    """Readies envs and runs planned jobs through an executor; commits what succeeded, never what failed.
 
-    With a remote executor (Ray) stages such as combine still run here: they read committed entries in place.
+    Stages (combine) run on a LocalExecutor of their own whatever runs the other jobs: they read committed entries
+    in place, on this machine.
     """
 
     def __init__(self, ctx: Context, executor) -> None:
         self.ctx = ctx
         self.executor = executor
-        self.local = LocalExecutor() if executor.remote else executor
+        self.stages = LocalExecutor()
 
     def executor_for(self, p: Planned):
-        return self.local if p.job.stage else self.executor
+        return self.stages if p.job.stage else self.executor
 
-    def remote(self, p: Planned) -> bool:
-        """True when the job's env is built, and the job placed, by its executor elsewhere (not by the scheduler)."""
-        return self.executor_for(p).remote
+    def start(self, plans) -> None:
+        """Let the executors of the jobs about to run connect (only now: a cached run never reaches one)."""
+        for executor in {id(e): e for e in map(self.executor_for, plans)}.values():
+            executor.start()
+
+    def slot(self, p: Planned) -> str | None:
+        """The local slot the job occupies while it runs (executors.local.CPU or GPU), None when its executor
+        places it elsewhere."""
+        return self.executor_for(p).slot(p.job)
+
+    def ready_env(self, p: Planned, on_phase) -> Env:
+        """The job's env as its executor needs it before the job starts: built here, or located (built where it runs)."""
+        return self.executor_for(p).env(self.ctx, p, on_phase)
 
     def cancel(self) -> None:
         from orchestrator.run.proc import kill_tools
 
         kill_tools()  # env builds under way stop now (their temporary folders are removed as they unwind)
         self.executor.cancel()
-        if self.local is not self.executor:
-            self.local.cancel()
+        self.stages.cancel()
 
     # -- environments -------------------------------------------------------------------------
     def env_of(self, p: Planned) -> Env:
@@ -129,13 +139,12 @@ class JobRunner:
         )
 
     # -- running --------------------------------------------------------------------------------
-    def run(self, p: Planned, env: Env | None, upstream_entries: dict[str, Path], gpu_ids: tuple[str, ...],
+    def run(self, p: Planned, env: Env, upstream_entries: dict[str, Path], gpu_ids: tuple[str, ...],
             upstreams_doc=None) -> Result:
-        """Run the job once and commit it if it ended ok or skipped. env is None when the executor builds it remotely."""
+        """Run the job once and commit it if it ended ok or skipped. env is the one `ready_env` gave."""
         assert p.key is not None and p.inputs is not None, "a job runs only once keyed"
         store = self.ctx.store
         executor = self.executor_for(p)
-        env = env if env is not None else self.env_of(p)  # remote: the same content address, for the manifest
         staging = store.new_staging(p.job.name, p.key)
         out, logs = staging / "out", staging / "logs"
         variables = self.variables(p, env, upstream_entries, gpu_ids)
@@ -143,30 +152,20 @@ class JobRunner:
             _write_or_drop(staging, out / UPSTREAMS_FILE, json.dumps(upstreams_doc, indent=1, sort_keys=True))
             variables["ORCH_UPSTREAMS"] = str(store.entry(p.job.name, p.key) / UPSTREAMS_FILE)
         launch = self.launch(p, env, {**variables, **_live(variables, out)}, gpu_ids)
-        launch = executor.prepare(launch, self.ctx, p, upstream_entries)
-        # A remote job runs on a copy of its sources; here, it must leave the originals as it found them.
-        watch = None if executor.remote else SourceWatch(_source_roots(p.job))
+        launch = executor.prepare(launch, self.ctx, p, env, upstream_entries)
         try:
-            finished, where = executor.run(launch, out, logs)
-        except BaseException:
-            if executor.remote:  # lost, or what came back is unusable: commit nothing, keep any logs that arrived
-                if any(logs.iterdir()):
-                    store.keep_failure(staging, p.job.name)
-                else:
-                    remove_tree(staging)
+            ran = executor.run(launch, out, logs)
+        except BaseException:  # lost, or what came back is unusable: commit nothing, keep any logs that arrived
+            if any(logs.iterdir()):
+                store.keep_failure(staging, p.job.name)
+            else:
+                remove_tree(staging)
             raise
+        finished = ran.finished
         if finished.cancelled:  # Ctrl-C, SIGTERM or SIGHUP: even a job that ended ok is not committed
             return self._failed(p, staging, finished.describe(), finished.duration)
-        problem = watch.problem() if watch else None
-        if problem:
-            return self._failed(p, staging, problem, finished.duration)
-        where = dict(where)
-        packages = where.pop("packages", None)  # a remote executor reports the env it built on its node
-        if not executor.remote:
-            changed = env_changed(env)
-            if changed:
-                return self._failed(p, staging, f"the job changed its environment {env.env_id} ({changed}); "
-                                                "it was discarded and will be rebuilt", finished.duration)
+        if ran.problem:  # it wrote into its sources or its env
+            return self._failed(p, staging, ran.problem, finished.duration)
         if finished.returncode == 0:
             status, reason = "ok", ""
         elif finished.returncode == SKIP_EXIT and not finished.timed_out:
@@ -181,8 +180,8 @@ class JobRunner:
         manifest = Manifest(
             name=p.job.name, key=p.key, inputs=p.inputs, status=status, reason=reason,
             started=finished.started, finished=finished.finished, returncode=finished.returncode,
-            files=files, packages=env.packages() if packages is None else packages, device=self.ctx.device.to_json(),
-            reproduce=self.reproduce_command(p, env, variables), runner={"env_id": env.env_id, **where},
+            files=files, packages=env.packages() if ran.packages is None else ran.packages, device=self.ctx.device.to_json(),
+            reproduce=self.reproduce_command(p, env, variables), runner={"env_id": env.env_id, **ran.where},
             variables=recorded_variables(launch.env),
         )
         entry = store.commit(staging, manifest, replace=p.forced)
@@ -219,11 +218,6 @@ def _write_or_drop(staging: Path, path: Path, text: str) -> None:
     except OSError as exc:
         remove_tree(staging)
         raise StoreError(f"cannot write {path}: {exc.strerror or exc}") from None
-
-
-def _source_roots(job) -> list[tuple[str, Path]]:
-    roots = [("its own folder", job.folder)]
-    return roots + [(f"its path dependency {dep.name} ({dep.root})", dep.root) for dep in job.path_deps]
 
 
 def _live(variables: dict[str, str], out: Path) -> dict[str, str]:

@@ -138,6 +138,16 @@ def workloads_input(job: Job, ctx: Context) -> dict:
     return suite.key_input() if suite else {"missing": ctx.suites.name}
 
 
+def prepare_envs(ctx: Context, jobs: dict[str, Job], names) -> None:
+    """The env provider's part of the phase before planning, after the locks: it works out and records what each
+    job's env would hold (host mode: uv resolves the layer over the base; isolated envs: nothing, the lock is that
+    record), so that planning reads the record and runs no uv."""
+    for name in names:
+        job = jobs[name]
+        if preskip_reason(job, ctx) is None:
+            ctx.provider.prepare(job, read_lock(job, ctx), ctx)
+
+
 def job_key(job: Job, lock_text: str | None, ctx: Context, trees: TreeHashes, upstreams: dict[str, dict]) -> tuple[dict, str]:
     """A job's key inputs and key."""
     inputs = key_inputs(
@@ -153,7 +163,8 @@ def plan(ctx: Context, jobs: dict[str, Job], order: list[str],
          forced: set[str] | frozenset[str] = frozenset()) -> dict[str, Planned]:
     """Plans in run order; stage jobs (combine) get their key later, once their upstreams' outcomes are known.
 
-    Reads locks, never writes them (`write_locks` runs first where a run may lock), and runs no job.
+    Reads locks and the provider's records, never writes them (`write_locks` and `prepare_envs` run first where a
+    run may lock), and runs no job and no uv.
     """
     trees = TreeHashes()
     plans: dict[str, Planned] = {}

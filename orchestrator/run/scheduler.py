@@ -6,6 +6,7 @@ import contextlib
 
 from orchestrator.cache.keys import TreeHashes
 from orchestrator.errors import BuildError, StoreError
+from orchestrator.executors.local import CPU, GPU
 from orchestrator.model.context import Context
 from orchestrator.run.device_locks import HOST_SLOT, device_lock_path
 from orchestrator.run.jobrun import JobRunner, Result, result_of
@@ -16,6 +17,8 @@ from orchestrator.run.stage import keyed, upstreams_doc
 TYPE_CHECKING = False  # typing itself is not imported on the warm path
 if TYPE_CHECKING:
     import queue
+
+Slot = tuple[str | None, str | None]  # (CPU, None), (GPU, its device) or (None, None): placed by its executor elsewhere
 
 
 class Scheduler:
@@ -28,10 +31,10 @@ class Scheduler:
         self.plans = dict(plans)  # a stage's entry is replaced by its keyed plan once its upstreams ended
         self.results: dict[str, Result] = dict(initial or {})
         self.events: queue.Queue[tuple] | None = None  # made only when something has to run
-        self.envs: dict = {}  # name -> concurrent.futures.Future of its Env
+        self.envs: dict = {}  # name -> concurrent.futures.Future of its Env, as its executor readies it
         self.device_slots = list(ctx.gpus) if ctx.device.has_gpu else [HOST_SLOT]
         self.cpu_slots = max(1, ctx.jobs)
-        self.running: dict[str, tuple[str, str | None]] = {}
+        self.running: dict[str, Slot] = {}
         self.trees = TreeHashes()
 
     def run(self) -> dict[str, Result]:
@@ -49,23 +52,18 @@ class Scheduler:
         if not pending:
             return self.results
         self.ctx.store.check_writable()  # a read-only artifacts folder is one line before anything runs
-        remote = [n for n in pending if self.runner.remote(self.plans[n])]
-        if remote:
-            self.runner.executor.start()  # connect only now: a cached run never reaches (or imports) the cluster
+        self.runner.start([self.plans[n] for n in pending])  # only now: a cached run never connects an executor
+        elsewhere = sum(1 for n in pending if self.runner.slot(self.plans[n]) is None)  # they take no slot here
         # Imported here: a fully cached run returns above without paying for threads and queues.
         import queue
-        from concurrent.futures import Future, ThreadPoolExecutor
+        from concurrent.futures import ThreadPoolExecutor
 
         self.events = events = queue.Queue[tuple]()
         builders = ThreadPoolExecutor(max_workers=max(1, self.ctx.jobs), thread_name_prefix="env")
-        workers = ThreadPoolExecutor(max_workers=len(self.device_slots) + self.cpu_slots + len(remote), thread_name_prefix="job")
+        workers = ThreadPoolExecutor(max_workers=len(self.device_slots) + self.cpu_slots + elsewhere, thread_name_prefix="job")
         try:
             for name in pending:
-                if name in remote:  # its executor builds the env where the job runs
-                    self.envs[name] = Future()
-                    self.envs[name].set_result(None)
-                    continue
-                self.envs[name] = builders.submit(self._build, name)
+                self.envs[name] = builders.submit(self.runner.ready_env, self.plans[name], self.progress.set)
                 self.envs[name].add_done_callback(lambda f, n=name: events.put(("env", n)))
             while not self._all_done():
                 if self._start_ready(pending, workers):
@@ -86,12 +84,6 @@ class Scheduler:
         return all(n in self.results for n in self.plans)
 
     # -- steps ----------------------------------------------------------------------------------
-    def _build(self, name: str):
-        self.progress.set(name, "building env")
-        env = self.runner.build_env(self.plans[name])
-        self.progress.set(name, "waiting")
-        return env
-
     def _start_ready(self, pending: list[str], workers) -> bool:
         """Start every job whose env and upstreams are ready and that has a slot; True if one finished here."""
         before = len(self.results)
@@ -130,28 +122,28 @@ class Scheduler:
             return True
         return False
 
-    def _take_slot(self, p: Planned) -> tuple[str, str | None] | None:
-        if self.runner.remote(p):
-            return ("remote", None)  # the cluster places it (Ray resources), not this machine's slots
-        if p.job.gpu:
-            return ("device", self.device_slots.pop(0)) if self.device_slots else None
+    def _take_slot(self, p: Planned) -> Slot | None:
+        """The slot the job's executor says it occupies, if free; None: wait for one to be released."""
+        need = self.runner.slot(p)
+        if need is None:
+            return (None, None)  # its executor places it elsewhere
+        if need == GPU:
+            return (GPU, self.device_slots.pop(0)) if self.device_slots else None
         if self.cpu_slots > 0:
             self.cpu_slots -= 1
-            return ("cpu", None)
+            return (CPU, None)
         return None
 
     def _release(self, name: str) -> None:
-        kind, slot = self.running.pop(name)
-        if kind == "remote":
-            return
-        if kind == "device":
-            assert slot is not None
-            self.device_slots.append(slot)
+        need, device = self.running.pop(name)
+        if need == GPU:
+            assert device is not None
+            self.device_slots.append(device)
             self.device_slots.sort()
-        else:
+        elif need == CPU:
             self.cpu_slots += 1
 
-    def _execute(self, p: Planned, slot: tuple[str, str | None]) -> None:
+    def _execute(self, p: Planned, slot: Slot) -> None:
         try:
             result = self._execute_locked(p, slot)
         except Exception as exc:  # noqa: BLE001 - any crash becomes this job's failure, not the run's
@@ -159,7 +151,7 @@ class Scheduler:
         assert self.events is not None  # made before any job is submitted
         self.events.put(("done", p.job.name, result))
 
-    def _execute_locked(self, p: Planned, slot: tuple[str, str | None]) -> Result:
+    def _execute_locked(self, p: Planned, slot: Slot) -> Result:
         from filelock import FileLock
 
         store = self.ctx.store
@@ -170,20 +162,20 @@ class Scheduler:
                 m = store.lookup(p.job.name, p.key)
                 if m is not None:
                     return result_of(p, m, store.entry(p.job.name, p.key), cached=True)
-            kind, dev = slot
-            gpu_ids: tuple[str, ...] = (dev,) if kind == "device" and dev is not None and dev != HOST_SLOT else ()
+            need, dev = slot
+            gpu_ids: tuple[str, ...] = (dev,) if need == GPU and dev is not None and dev != HOST_SLOT else ()
             ups = {u: entry for u in p.job.needs if (entry := self.results[u].entry) is not None}
             doc = upstreams_doc(p.job, self.plans, self.results) if p.job.stage else None
             env = self.envs[p.job.name].result()
             reading = [(u, key) for u in ups if (key := self.results[u].key) is not None]  # an entry has a key
             with store.reading(reading), contextlib.ExitStack() as held:
-                if kind == "device" and dev is not None:
+                if need == GPU and dev is not None:
                     what = f"GPU {dev}" if gpu_ids else "this machine's timing slot"
                     self.progress.set(p.job.name, "waiting", f"for {what} (another run may be timing on it)")
                     held.enter_context(FileLock(str(device_lock_path(dev))))
                     self.progress.set(p.job.name, "running", f"on GPU {dev}" if gpu_ids else "")
-                elif kind == "remote":
-                    pass  # the executor reports waiting / building env / running as its worker gets there
+                elif need is None:
+                    pass  # placed elsewhere: its executor reports waiting / building env / running as it gets there
                 else:
                     self.progress.set(p.job.name, "running")
                 return self.runner.run(p, env, ups, gpu_ids, doc)

@@ -18,8 +18,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from orchestrator.env.isolated import Env
 from orchestrator.errors import BuildError, UserError
-from orchestrator.executors.local import Launch
+from orchestrator.executors.local import Launch, Ran
 from orchestrator.executors.ray.bundle import Bundle
 from orchestrator.executors.ray.spec import ARTIFACT, JobSpec, Outcome, Phase
 from orchestrator.run.proc import Finished
@@ -52,7 +53,6 @@ class RayExecutor:
     """Runs Launches that carry a JobSpec as Ray tasks; `on_phase(name, state, detail)` receives progress."""
 
     kind = "ray"
-    remote = True
 
     def __init__(self, address: str | None = None, on_phase=None) -> None:
         self.address = address
@@ -85,18 +85,31 @@ class RayExecutor:
         self._task = ray.remote(num_returns="streaming", max_retries=0)(execute)
         self._ray = ray
 
-    def prepare(self, launch: Launch, ctx, p, upstream_entries: dict[str, Path]) -> Launch:
+    def slot(self, job) -> str | None:
+        """None: the cluster places the job (a GPU job asks Ray for num_gpus=1); it occupies no slot of this machine."""
+        return None
+
+    def env(self, ctx, p, on_phase) -> Env:
+        """The job's env located, not built: its worker builds it on its node (the same content address) and reports
+        its phases; what is located here names it in the manifest and the reproduce line."""
+        return ctx.provider.env_for(p.job, p.lock_text, ctx)
+
+    def prepare(self, launch: Launch, ctx, p, env: Env, upstream_entries: dict[str, Path]) -> Launch:
         """The launch plus the job's portable spec: what a worker on another node needs to rebuild the job."""
         from dataclasses import replace
 
         from orchestrator.executors.ray.spec import job_spec
 
-        return replace(launch, spec=job_spec(ctx, p, upstream_entries))
+        return replace(launch, attached=job_spec(ctx, p, upstream_entries))
 
-    def run(self, launch: Launch, out: Path, logs: Path) -> tuple[Finished, dict]:
-        """Run the job on the cluster, re-create its outputs and logs in out/ and logs/; return how it ended and where."""
-        spec = launch.spec
-        assert isinstance(spec, JobSpec), "JobRunner gives a remote executor the job's spec"
+    def run(self, launch: Launch, out: Path, logs: Path) -> Ran:
+        """Run the job on the cluster, re-create its outputs and logs in out/ and logs/; return how it ended and where.
+
+        The job ran on a copy of its sources and in the node's env, so the checks of a run in place do not apply;
+        the worker checked what arrived against the key instead. Raising commits nothing (the runner keeps any logs).
+        """
+        spec = launch.attached
+        assert isinstance(spec, JobSpec), "prepare attached the job's spec"
         name = spec.job.name
         refs = [self._folder(role, path) for role, _, path in spec.folders]
         lost = ""
@@ -113,17 +126,17 @@ class RayExecutor:
                     raise RemoteError(f"lost {ATTEMPTS} times on the Ray cluster, last: {lost}; nothing was committed") from None
                 self.on_phase(name, "waiting", f"retrying after {type(exc).__name__}")
         if outcome is None:  # cancelled
-            return Finished(-signal.SIGKILL, started, time.time(), cancelled=True), {"executor": self.kind}
+            return Ran(Finished(-signal.SIGKILL, started, time.time(), cancelled=True), {"executor": self.kind})
         if outcome.logs is not None:
             outcome.logs.write_to(logs)
         if outcome.error:
             raise BuildError(outcome.error) if outcome.finished is None else RemoteError(outcome.error)
         assert outcome.outputs is not None and outcome.finished is not None  # a task that ran sends both
         outcome.outputs.write_to(out)
-        where = {**outcome.where, "attempts": attempt, "packages": list(outcome.packages), "env_id": outcome.env_id}
+        where = {**outcome.where, "attempts": attempt, "env_id": outcome.env_id}
         if lost:
             where["lost"] = lost
-        return outcome.finished, where
+        return Ran(outcome.finished, where, packages=list(outcome.packages))
 
     def _attempt(self, spec: JobSpec, refs: list) -> Outcome | None:
         """One task: relay its phases, return its Outcome (None when cancelled); Ray's errors propagate."""

@@ -96,7 +96,7 @@ def _work(spec: JobSpec, bundles, where: dict, executor: LocalExecutor, put) -> 
             for gpu in gpu_ids:
                 held.enter_context(FileLock(str(device_lock_path(gpu))))
             put(Phase("running", place(where), where))
-            finished, _ = executor.run(dies_with_worker(launch), out, logs)
+            finished = executor.run(dies_with_worker(launch), out, logs).finished
         try:
             outputs = Bundle.of(out)
         except BuildError as exc:
