@@ -98,10 +98,8 @@ def test_a_damaged_entry_is_not_used(tree):
 
 def copy_harness(tree) -> Path:
     """The harness's suite validator beside the tree's impls (it is then the one the tree's runs load)."""
-    harness = tree.root / "shared" / "attnbench"
-    harness.mkdir(parents=True)
-    for name in ("suite.py", "errors.py"):
-        shutil.copy(REPO / "shared" / "attnbench" / name, harness / name)
+    harness = tree.root / "shared" / "opbench"
+    shutil.copytree(REPO / "shared" / "opbench", harness, ignore=shutil.ignore_patterns("__pycache__"))
     return harness
 
 
