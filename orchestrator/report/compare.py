@@ -150,6 +150,7 @@ def load(folder: Path, warn) -> dict[tuple[str, str], Sample]:
     if not folder.is_dir():
         raise UserError(f"{folder}: not a folder; give a combine artifact folder or a folder of result *.jsonl files")
     found: dict = {}
+    record_op = _record_op()  # the harness's schema rule, loaded once for every line
     for path, root in result_files(folder):
         when = _manifest_time(path, root)
         for lineno, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
@@ -158,7 +159,7 @@ def load(folder: Path, warn) -> dict[tuple[str, str], Sample]:
             except ValueError:
                 warn(f"{path}:{lineno}: not JSON; line skipped")
                 continue
-            s = _sample(rec, f"{path}:{lineno}", when, warn)
+            s = _sample(rec, f"{path}:{lineno}", when, warn, record_op)
             if s is not None:
                 found.setdefault((s.impl, s.workload), []).append(s)
     out: dict = {}
@@ -190,13 +191,13 @@ def _record_op():
     return harness_suite_module(REPO / "shared" / "opbench", "schema").record_op
 
 
-def _sample(rec, where: str, when: float | None, warn=None) -> Sample | None:
+def _sample(rec, where: str, when: float | None, warn=None, record_op=None) -> Sample | None:
     """A Sample from a measured record (its median None when missing or NaN); None for skipped, errored or
     malformed ones, and for a record of a schema or op the harness cannot read (warned about)."""
     if not isinstance(rec, dict) or rec.get("status", "ok") != "ok":
         return None
     try:
-        _record_op()(rec)
+        (record_op or _record_op())(rec)
     except ValueError as exc:
         if warn is not None:
             warn(f"{where}: {exc}; record skipped")

@@ -224,7 +224,7 @@ def measure(backend, fn, impl: str, tags: dict, env: Env, wl: Workload, opts: Op
     peak_bytes = backend.peak_bytes(fn, args)
     clock.mark("warm-up+memory")
     copies, l2 = l2_plan(backend, wl, args, opts)
-    timer = backend.timer(fn, args, opts.graph_safe, copies) if copies > 1 else backend.timer(fn, args, opts.graph_safe)
+    timer = backend.timer(fn, args, opts.graph_safe, copies)
     if timer.note:
         print(f"{impl} {wl.name}: {timer.note}", file=sys.stderr)
     clock.mark(f"{timer.mode} setup")
