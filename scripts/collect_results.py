@@ -1,11 +1,14 @@
 """Gather one machine's committed results (several suites per impl) into a results folder, then combine them.
 
     python scripts/collect_results.py ARTIFACTS DEST     # e.g. artifacts results/h100
+    python scripts/collect_results.py --combine DEST     # only combine DEST again (after the report changed)
 
 Per impl, every committed entry's `*.jsonl` is copied as `DEST/<impl>/<suite>.jsonl` with its manifest as
 `manifest.<suite>.json` (the newest also as `manifest.json`, its `files` listing the collected `*.jsonl`, the only
 result files the combine stage reads); then the combine stage runs over those folders,
-writing latency.csv, the SVGs, report.html and summary.txt into DEST. Paths inside DEST are relative.
+writing latency.csv, charts/, report.html and summary.txt into DEST. Paths inside DEST are relative. The combine
+stage runs under this interpreter (it needs matplotlib and jinja2: `pip install -e '.[test]'`), with the harness
+from this checkout's shared/.
 """
 
 from __future__ import annotations
@@ -20,6 +23,18 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 COMBINE = REPO / "orchestrator" / "stages" / "combine.py"
+
+
+def declared_op(name: str) -> str | None:
+    """The op the impl's script declares (its records may be the orchestrator's own skips, which older runs wrote
+    without one)."""
+    script = REPO / "impls" / name / "bench.py"
+    if not script.is_file():
+        return None
+    sys.path.insert(0, str(REPO))
+    from orchestrator.model.job import load_job
+
+    return load_job(script, name).op
 
 
 def collect(artifacts: Path, dest: Path) -> dict:
@@ -47,19 +62,38 @@ def collect(artifacts: Path, dest: Path) -> dict:
         (dest / job.name / "manifest.json").write_text(json.dumps({**newest, "files": collected}, indent=1, sort_keys=True))
         ok = [m for m in manifests if m["status"] == "ok"]
         first = next(iter(sorted((dest / job.name).glob("*.jsonl"))), None)
-        tags = json.loads(first.read_text().splitlines()[0]).get("tags", {}) if first else {}
-        upstreams[job.name] = {"status": "ok" if ok else newest["status"], "reason": "" if ok else newest["reason"],
+        head = json.loads(first.read_text().splitlines()[0]) if first else {}
+        tags = head.get("tags", {})
+        upstreams[job.name] = {"op": declared_op(job.name) or head.get("op", "attention"), "status": "ok" if ok else newest["status"], "reason": "" if ok else newest["reason"],
                                "key": newest["key"], "cached": True, "entry": job.name, "tags": tags, "log_tail": ""}
     return upstreams
 
 
+OUTPUTS = ("latency.csv", "report.html", "summary.txt", "warnings.txt", "latency.svg", "throughput.svg",
+           "speedup.svg")  # the last three: what the combine stage wrote before charts/
+
+
+def combine(dest: Path) -> int:
+    """Run the combine stage over DEST's upstreams.json, replacing what an earlier combine wrote there."""
+    for name in OUTPUTS:
+        (dest / name).unlink(missing_ok=True)
+    shutil.rmtree(dest / "charts", ignore_errors=True)
+    path = os.pathsep.join(filter(None, [str(REPO / "shared"), os.environ.get("PYTHONPATH")]))
+    env = dict(os.environ, ORCH_OUT=str(dest), ORCH_UPSTREAMS=str(dest / "upstreams.json"), PYTHONPATH=path)
+    return subprocess.run([sys.executable, str(COMBINE)], cwd=dest, env=env).returncode
+
+
 def main() -> int:
+    if len(sys.argv) == 3 and sys.argv[1] == "--combine":
+        return combine(Path(sys.argv[2]).resolve())
+    if len(sys.argv) != 3:
+        print("usage: collect_results.py ARTIFACTS DEST | --combine DEST", file=sys.stderr)
+        return 2
     artifacts, dest = Path(sys.argv[1]).resolve(), Path(sys.argv[2]).resolve()
     dest.mkdir(parents=True, exist_ok=True)
     upstreams = collect(artifacts, dest)
     (dest / "upstreams.json").write_text(json.dumps(upstreams, indent=1, sort_keys=True))
-    env = dict(os.environ, ORCH_OUT=str(dest), ORCH_UPSTREAMS=str(dest / "upstreams.json"))
-    return subprocess.run([sys.executable, str(COMBINE)], cwd=dest, env=env).returncode
+    return combine(dest)
 
 
 if __name__ == "__main__":

@@ -189,7 +189,9 @@ def make_run(root: Path, impls=None, garbage: bool = False, seed: int = 1, workl
 def run_combine(upstreams: Path, out: Path, baseline: str | None = None) -> subprocess.CompletedProcess:
     out.mkdir(parents=True, exist_ok=True)
     env_vars = {k: v for k, v in os.environ.items() if k != "ORCH_BASELINE"}
-    env_vars.update({"ORCH_OUT": str(out), "ORCH_UPSTREAMS": str(upstreams)})
+    # the stage's env holds the harness (its record schema); here it is this checkout's shared/
+    path = os.pathsep.join(filter(None, [str(REPO / "shared"), os.environ.get("PYTHONPATH")]))
+    env_vars.update({"ORCH_OUT": str(out), "ORCH_UPSTREAMS": str(upstreams), "PYTHONPATH": path})
     if baseline:
         env_vars["ORCH_BASELINE"] = baseline
     return subprocess.run([sys.executable, str(COMBINE)], cwd=out, env=env_vars, capture_output=True, text=True,

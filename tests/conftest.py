@@ -56,6 +56,35 @@ def fixture_wheelhouse(folder: Path) -> Path:
     return folder
 
 
+COMBINE_LOCK = REPO / "orchestrator" / "stages" / "combine.lock.txt"
+WHEEL_CACHE = REPO / ".cache" / "test-wheels"  # git-ignored; kept between sessions (never ~/.cache)
+
+
+def combine_wheels(folder: Path) -> None:
+    """The combine stage's pinned wheels (matplotlib, Jinja2 and their closure) for this interpreter, checked
+    against the lock's hashes, copied into the suite's wheelhouse: uv builds the stage's env from them offline.
+    Downloaded once into WHEEL_CACHE (by pip, from the configured index), then reused."""
+    import hashlib
+
+    digest = hashlib.sha256(COMBINE_LOCK.read_bytes() + sys.version.encode()).hexdigest()[:16]
+    cache = WHEEL_CACHE / digest
+    if not (cache / ".complete").is_file():
+        staging = WHEEL_CACHE / f".{digest}.partial"
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir(parents=True)
+        res = subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:",
+                              "--require-hashes", "-r", str(COMBINE_LOCK), "-d", str(staging)],
+                             capture_output=True, text=True, timeout=900)
+        if res.returncode != 0:
+            raise pytest.UsageError(f"tests: cannot fetch the combine stage's wheels ({COMBINE_LOCK.name}): "
+                                    + (res.stderr.strip().splitlines() or ["pip download failed"])[-1])
+        (staging / ".complete").write_text("")
+        shutil.rmtree(cache, ignore_errors=True)
+        staging.rename(cache)
+    for whl in cache.glob("*.whl"):
+        shutil.copy2(whl, folder / whl.name)
+
+
 def pytest_configure(config):
     """The suite's own caches and device-lock namespace: nothing it does touches ~/.cache, and no run of the
     orchestrator elsewhere on the machine shares a lock (or a uv cache) with it. uv works offline from the
@@ -66,7 +95,9 @@ def pytest_configure(config):
     config._orch_isolated = root
     for var in ISOLATED:
         os.environ[var] = str(root / var.lower())
-    os.environ["UV_FIND_LINKS"] = str(fixture_wheelhouse(root / "wheelhouse"))
+    house = fixture_wheelhouse(root / "wheelhouse")
+    combine_wheels(house)
+    os.environ["UV_FIND_LINKS"] = str(house)
     os.environ["UV_OFFLINE"] = "1"
     os.environ["UV_NO_INDEX"] = "1"
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -20,7 +21,9 @@ def make_base(path: Path, wheels: list[Path]) -> Path:
 
 
 def host_args(base: Path, house: Path) -> list:
-    return ["--python", base, "--wheelhouse", house, "--offline"]
+    """The host-mode flags; the suite's own wheelhouse (UV_FIND_LINKS: the combine stage's matplotlib and Jinja2,
+    which no test base holds) comes after the test's."""
+    return ["--python", base, "--wheelhouse", house, "--wheelhouse", os.environ["UV_FIND_LINKS"], "--offline"]
 
 
 WRITE_VERSIONS = """import os, json, basepkg, extrapkg, hidden_mod

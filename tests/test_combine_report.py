@@ -14,7 +14,15 @@ import xml.etree.ElementTree as ET
 from combine_data import STARTED, Env, Workload, commit, measured, run_combine, upstream, write_upstreams
 
 NS = "{http://www.w3.org/2000/svg}"
-OUTPUTS = ["latency.csv", "latency.svg", "throughput.svg", "speedup.svg", "report.html", "summary.txt", "warnings.txt"]
+OUTPUTS = ["latency.csv", "report.html", "summary.txt", "warnings.txt"]
+
+
+def charts(out) -> list:
+    return sorted((out / "charts").glob("*.svg"))
+
+
+def stroke(path) -> str:
+    return re.search(r"stroke: (#[0-9a-f]{6})", path.get("style") or "").group(1)
 
 
 def suite(prefix: str, seqs, heads: int = 24, dim: int = 128) -> list[Workload]:
@@ -35,8 +43,9 @@ def run(tmp_path, impls: dict, baseline: str | None = None, **commit_args):
 
 
 def html_rows(out) -> list[str]:
-    table = re.search(r"<table id='summary'>.*?</table>", (out / "report.html").read_text(), re.S).group(0)
-    return re.findall(r"<tr data-series='([^']+)'", table)
+    table = re.search(r'<table class="summary" id="summary-attention">.*?</table>', (out / "report.html").read_text(),
+                      re.S).group(0)
+    return re.findall(r'<tr data-series="([^"]+)"', table)
 
 
 def text_rows(out, names) -> list[str]:
@@ -79,20 +88,20 @@ def test_each_shape_family_gets_its_own_chart_and_no_line_crosses_families(tmp_p
     out = run(tmp_path, {"x": [(w, 1.0 + i) for i, w in enumerate(g1 + g2)],
                          "y": [(w, 2.0 + i) for i, w in enumerate(g1 + g2)]})
     for kind in ("latency", "throughput"):
-        root = ET.parse(out / f"{kind}.svg").getroot()
-        panels = [e for e in root.iter(f"{NS}svg") if "chart" in (e.get("class") or "").split()]
-        titles = sorted(next(p.iter(f"{NS}title")).text for p in panels)
-        assert len(panels) == 2 and "H=24 D=128" in titles[0] + titles[1] and "H=32 D=64" in titles[0] + titles[1]
-        for panel in panels:
-            labels = {"".join(t.itertext()).split(" (")[0] for t in panel.iter(f"{NS}text")
-                      if "xlabel" in (t.get("class") or "")}
-            assert labels in ({w.name for w in g1}, {w.name for w in g2}), labels
-            lines = [p for p in panel.iter(f"{NS}path") if p.get("class") == "line"]
+        panels = sorted((out / "charts").glob(f"*-{kind}.svg"))
+        assert [p.name for p in panels] == [f"attention-b1-h24-d128-non-causal-bfloat16-fwd-{kind}.svg",
+                                            f"attention-b1-h32-d64-non-causal-bfloat16-fwd-{kind}.svg"]
+        for panel, group in zip(panels, (g1, g2)):
+            root = ET.parse(panel).getroot()
+            labels = {"".join(t.itertext()) for t in root.iter(f"{NS}text")}
+            assert {w.name for w in group} <= labels and not {w.name for w in (g2 if group is g1 else g1)} & labels
+            lines = [g for g in root.iter(f"{NS}g") if g.get("class") == "series"]
             assert len(lines) == 2
-            assert all(len(re.findall(r"[ML]", p.get("d"))) == 3 for p in lines)  # three points, one family
+            for g in lines:  # three points, one family
+                assert len(re.findall(r"[ML]", next(g.iter(f"{NS}path")).get("d"))) == 3
     html = (out / "report.html").read_text()
-    assert "id='latency-b1-h24-d128-bfloat16-non-causal'" in html
-    assert "id='latency-b1-h32-d64-bfloat16-non-causal'" in html
+    assert 'id="attention-b1-h24-d128-non-causal-bfloat16-fwd-latency"' in html
+    assert 'id="attention-b1-h32-d64-non-causal-bfloat16-fwd-latency"' in html
 
 
 # -- row: the report's rough edges ---------------------------------------------------------------------------
@@ -102,7 +111,7 @@ def test_the_not_in_this_chart_list_appears_once_and_run_times_are_iso_utc(tmp_p
     out = tmp_path / "out"
     assert run_combine(make_run(tmp_path / "in"), out).returncode == 0
     html = (out / "report.html").read_text()
-    assert html.count("Not in this chart:") == 1
+    assert html.count("not in this chart:") == 1
     assert "2025-06-01T10:00:00Z → 2025-06-01T10:01:30Z" in html and str(STARTED) not in html
 
 
@@ -110,7 +119,7 @@ def test_small_throughput_is_shown_in_gflops_never_as_zero(tmp_path):
     cpu = Workload.attention("cpu_s256", 1, 256, 4, 4, 64, "float32", False)  # 67 MFLOP: 4.5 GFLOP/s at 15 ms
     out = run(tmp_path, {"cpu_impl": [(cpu, 15.0)]})
     html, text = (out / "report.html").read_text(), (out / "summary.txt").read_text()
-    assert "0.0 TF/s" not in html and re.search(r"4\.\d+ GF/s", html)
+    assert "0.0 TF" not in html and re.search(r"4\.\d+ GF/s", html)
     cell = next(line for line in text.splitlines() if line.startswith("cpu_impl"))
     assert re.search(r"4\.\d+G$", cell) and " 0.0" not in cell
     row = next(csv.DictReader(io.StringIO((out / "latency.csv").read_text())))
@@ -122,8 +131,8 @@ def test_a_series_colour_comes_from_its_name_and_survives_added_impls(tmp_path):
     base = {name: [(w, 1.0 + k) for w in ws] for k, name in enumerate(["torch_flash", "torch_math", "xformers"])}
 
     def colours(out):
-        root = ET.parse(out / "latency.svg").getroot()
-        return {g.get("data-series"): next(p.get("stroke") for p in g.iter(f"{NS}path") if p.get("class") == "line")
+        root = ET.parse(out / "charts" / "attention-latency.svg").getroot()
+        return {g.get("data-series"): stroke(next(g.iter(f"{NS}path")))
                 for g in root.iter(f"{NS}g") if g.get("class") == "series"}
 
     before = colours(run(tmp_path / "a", base))
@@ -160,7 +169,8 @@ def test_a_wide_spread_is_flagged_in_the_table_the_csv_and_the_report(tmp_path):
     assert line.count("~") == 1
     html = (out / "report.html").read_text()
     assert html.count("num best unstable") + html.count("num unstable") == 1 and "~1 unstable" in html
-    assert len(ET.parse(out / "latency.svg").getroot().findall(f".//{NS}g[@class='pt unstable']")) == 1
+    ring = ET.parse(out / "charts" / "attention-latency.svg").getroot().findall(f".//{NS}g[@id='ring--noisy']")
+    assert len(ring) == 1 and len(list(ring[0].iter(f"{NS}use"))) == 1
 
 
 def test_the_harness_unstable_verdict_is_the_one_shown(tmp_path):
@@ -204,15 +214,16 @@ def test_hostile_strings_are_escaped_or_cut_in_every_output(tmp_path):
     out = tmp_path / "out"
     res = run_combine(up, out)
     assert res.returncode == 0, res.stderr[-3000:]
-    for name in OUTPUTS:
+    for name in OUTPUTS + [f"charts/{c.name}" for c in charts(out)]:
         data = (out / name).read_bytes()
         text = data.decode("utf-8")  # strict: no lone surrogates made it out
         assert len(data) < 3_000_000, name
         bad = re.findall("[\x00-\x08\x0b-\x1f\x7f\u202e\ud800-\udfff]", text)
         assert not bad, (name, bad[:5])
     assert (out / "summary.txt").read_bytes().isascii()
-    for name in ("latency.svg", "throughput.svg", "speedup.svg"):
-        ET.parse(out / name)  # well-formed XML
+    assert len(charts(out)) >= 3
+    for path in charts(out):
+        ET.parse(path)  # well-formed XML
     html = (out / "report.html").read_text()
     assert html.count("<script>") == 1 and "&lt;script&gt;alert(1)" in html
     rows = list(csv.DictReader(io.StringIO((out / "latency.csv").read_text())))
@@ -237,7 +248,7 @@ def test_files_planted_in_an_upstream_entry_are_never_read(tmp_path):
     csv_text = (out / "latency.csv").read_text()
     assert "0.0001" not in csv_text and "0.0005" not in csv_text and "forged_impl" not in csv_text
     assert "1.2" in csv_text
-    for name in OUTPUTS:
+    for name in OUTPUTS + [f"charts/{c.name}" for c in charts(out)]:
         assert "forged_impl" not in (out / name).read_text(), name
     warnings = (out / "warnings.txt").read_text()
     assert f"{entry / 'planted.jsonl'}: not listed in its manifest; not read" in warnings

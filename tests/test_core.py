@@ -92,8 +92,8 @@ def test_combine_merges_records_into_csv(tree):
     out = tree.run()
     assert out.returncode == 0, out.stdout + out.stderr
     csv_text = (tree.artifacts / "latest" / "latency.csv").read_text()
-    assert csv_text.splitlines()[0].startswith("Implementation,Impl ID,Workload")
-    assert "plain,plain,tiny" in csv_text
+    assert csv_text.splitlines()[0].startswith("Implementation,Impl ID,Op,Mode,Workload")
+    assert "plain,plain,attention,fwd,tiny" in csv_text
 
 
 

@@ -79,7 +79,7 @@ def slow(tmp_path):
     tree.add_impl("slow", "import slowpkg\n", deps='["slowpkg"]')
     env = {**os.environ, "PYTHONPATH": str(REPO), "UV_CACHE_DIR": str(tmp_path / "uv-cache")}
     args = ["--no-combine", "--wheelhouse", house, "--offline"]
-    assert tree.cli("lock", "--wheelhouse", house, "--offline", env=env).returncode == 0  # metadata only: fast
+    assert tree.cli("lock", "slow", "--wheelhouse", house, "--offline", env=env).returncode == 0  # metadata only
     flag.write_text("")
     return tree, args, env, pidfile, flag
 

@@ -174,7 +174,7 @@ def test_a_warm_host_mode_run_calls_no_uv(host, tmp_path):
     cold = tree.run(extra=host_args(base, house), env=env)
     assert cold.returncode == 0, cold.stdout + cold.stderr
     assert cold.states() == {"both": "ok", "needs_c": "skipped", "fine": "ok", "combine": "ok"}, cold.stdout
-    assert sum("--dry-run" in c for c in uv_calls(log)) == 2, uv_calls(log)  # both and needs_c were resolved
+    assert sum("--dry-run" in c for c in uv_calls(log)) == 3, uv_calls(log)  # both, needs_c and combine resolved
     log.unlink()
     warm = tree.run(extra=host_args(base, house), env=env)
     assert warm.returncode == 0 and warm.ran() == set(), warm.stdout + warm.stderr

@@ -38,7 +38,8 @@ def smoke_run(torch_base, tmp_path_factory):
     """One `run all` over the real impls, offline, layered over the CPU torch base."""
     tmp = tmp_path_factory.mktemp("impls-cpu")
     out = orch("run", "all", "--workloads", "smoke", "--artifacts", tmp / "artifacts", "--envs-dir", tmp / "envs",
-               "--python", torch_base, "--offline", env={"ORCH_FORCE_CPU": "1"}, timeout=1800)
+               "--python", torch_base, "--offline", "--wheelhouse", os.environ["UV_FIND_LINKS"],  # the report's wheels
+               env={"ORCH_FORCE_CPU": "1"}, timeout=1800)
     return out, tmp / "artifacts"
 
 

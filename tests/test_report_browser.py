@@ -57,13 +57,13 @@ def _page(browser, tmp_path_factory, run_args: dict, width: int):
 
 
 def test_the_latency_chart_has_one_series_per_impl_with_data(page):
-    slugs = page.locator("#latency-chart .series").evaluate_all("els => els.map(e => e.dataset.series)")
+    slugs = page.locator("#attention-latency-chart .series").evaluate_all("els => els.map(e => e.dataset.series)")
     assert sorted(slugs) == sorted(MEASURED)
-    assert page.locator("#throughput-chart .series").count() == len(MEASURED)
+    assert page.locator("#attention-throughput-chart .series").count() == len(MEASURED)
 
 
 def test_hovering_a_point_shows_a_tooltip_naming_its_impl_backend_and_versions(page):
-    page.locator('#latency-chart .points[data-series="torch_math"] .pt').first.hover()
+    page.locator('#attention-latency-chart .points[data-series="torch_math"] .pt').first.hover()
     tip = page.locator("#tooltip")
     tip.wait_for(state="visible")
     text = tip.inner_text()
@@ -73,18 +73,18 @@ def test_hovering_a_point_shows_a_tooltip_naming_its_impl_backend_and_versions(p
 
 def test_every_point_can_be_hovered_even_in_a_tight_cluster(page):
     for slug in ("torch_flash", "hf_kernels_flash_attn", "torch_compiled_default"):
-        page.locator(f'#latency-detail-chart .points[data-series="{slug}"] .pt').nth(3).hover(timeout=5000)
+        page.locator(f'#attention-latency-detail-chart .points[data-series="{slug}"] .pt').nth(3).hover(timeout=5000)
         assert page.locator("#tooltip").inner_text().splitlines()[0] == slug
 
 
 def test_hovering_a_legend_entry_highlights_its_series_and_names_it(page):
-    page.locator(f'#latency-chart .legend-entry[data-series="{WRONG}"]').hover()
+    page.locator(f'#attention-latency-chart .legend-entry[data-series="{WRONG}"]').hover()
     tip = page.locator("#tooltip")
     tip.wait_for(state="visible")
     assert WRONG in tip.inner_text() and "triton" in tip.inner_text() and "sageattention 2.2.0" in tip.inner_text()
     page.wait_for_timeout(300)  # the fade is a short CSS transition
     opacity = page.eval_on_selector_all(
-        "#latency-chart .series", "els => Object.fromEntries(els.map(e => [e.dataset.series, +getComputedStyle(e).opacity]))")
+        "#attention-latency-chart .series", "els => Object.fromEntries(els.map(e => [e.dataset.series, +getComputedStyle(e).opacity]))")
     assert opacity[WRONG] == 1 and all(v < 0.5 for k, v in opacity.items() if k != WRONG)
     page.mouse.move(5, 5)
     tip.wait_for(state="hidden")
@@ -95,7 +95,7 @@ def test_skipped_and_failed_impls_are_visible_with_their_reasons(page):
     assert section.is_visible()
     for name in NOT_MEASURED:
         assert section.locator(f'.missing[data-impl="{name}"]').is_visible()
-        assert page.locator(f'#latency-chart .missing-entry[data-impl="{name}"]').is_visible()
+        assert page.locator(f'#attention-latency .missing-entry[data-impl="{name}"]').is_visible()
     assert "libcudnn.so.9" in section.inner_text()
 
 
@@ -112,8 +112,8 @@ def test_the_summary_tables_fit_a_1400px_window_with_the_geomean_column_in_view(
     overflowing = pg.eval_on_selector_all(
         "h2 ~ .scroll", "els => els.filter(e => e.scrollWidth > e.clientWidth + 1).map(e => e.innerText.slice(0, 60))")
     assert overflowing == []
-    geo = pg.locator("#summary th", has_text="geomean p50")
+    geo = pg.locator("#summary-attention th", has_text="geomean p50")
     box = geo.bounding_box()
     assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 1400
-    assert pg.locator("#summary tbody tr").count() == len(MEASURED)
+    assert pg.locator("#summary-attention tbody tr").count() == len(MEASURED)
     assert pg.problems == []

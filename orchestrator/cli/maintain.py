@@ -6,7 +6,7 @@ from orchestrator.cache.store import Store
 from orchestrator.cli.common import load_jobs, make_context, warn
 from orchestrator.env.isolated import default_envs_dir
 from orchestrator.model.job import discover, unknown_impl
-from orchestrator.run.stage import stage_job
+from orchestrator.run.stage import STAGE, stage_job
 
 
 def cmd_verify(args) -> int:
@@ -32,13 +32,11 @@ def cmd_lock(args) -> int:
 
     uv = find_uv(tuple(args.wheelhouse), args.offline)
     jobs = discover(args.impls_dir.resolve(), warn=warn)
-    for name in args.names or sorted(jobs):
-        if name not in jobs:
+    for name in args.names or [*sorted(jobs), STAGE]:
+        if name not in jobs and name != STAGE:
             raise unknown_impl(name, jobs)
         print(f"locking {name}…", flush=True)
-        write_lock(jobs[name], uv)
-    if not args.names:
-        write_lock(stage_job([]), uv)
+        write_lock(jobs[name] if name in jobs else stage_job([]), uv)
     return 0
 
 

@@ -44,6 +44,8 @@ class Scheduler:
             if p.cached is not None:
                 assert p.key is not None  # a cached plan was found by its key
                 self._finish(result_of(p, p.cached, self.ctx.store.entry(name, p.key), cached=True))
+            elif p.preskip is not None and p.job.stage:  # no key before its upstreams end: nothing to commit
+                self._finish(Result(name, "failed", f"the {name} stage cannot run here: {p.preskip}", None, None, 0.0))
             elif p.preskip is not None:
                 self._finish(self.runner.commit_preskip(p))
             elif p.job.stage and all(u in self.results for u in p.job.needs):

@@ -49,6 +49,6 @@ def upstreams_doc(job: Job, plans: dict, results: dict) -> dict:
     doc = {}
     for u in job.needs:
         r = results[u]
-        doc[u] = {"status": r.status, "reason": r.reason, "key": r.key, "cached": r.cached,
+        doc[u] = {"op": plans[u].job.op, "status": r.status, "reason": r.reason, "key": r.key, "cached": r.cached,
                   "entry": str(r.entry) if r.entry else None, "tags": plans[u].job.tags, "log_tail": r.log_tail}
     return doc

@@ -1,6 +1,7 @@
-"""What the report shows, computed once from the upstreams: workloads in shape groups, one series per impl with
-data (its colour, marker and dash derived from its name), the ranking, the impls that have none and why, the
-device and its peak."""
+"""What the report shows, computed once from the upstreams: one section per op (its workloads in chart groups,
+one series per impl with data, its ranking, baseline and ceiling), the impls that have nothing to show and why,
+the device. Series are styled from their names (colour, marker, dash), so adding an impl never restyles another.
+"""
 
 from __future__ import annotations
 
@@ -11,17 +12,23 @@ import statistics
 from collections import Counter
 from dataclasses import dataclass
 
+from opbench import ops
 from report_records import Rec, Upstream
 
-# Distinct hues (no pure red: red is kept for "wrong result"); a series picks colour, marker shape and dash
-# pattern from independent bytes of its name's hash, so adding an impl never restyles another.
+# Distinct hues (no pure red: red is kept for "wrong result").
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf",
            "#393b79", "#b8860b", "#006d5b", "#000000", "#9c9ede", "#637939", "#7b4173", "#e7969c", "#3182bd",
            "#31a354", "#756bb1", "#fd8d3c", "#843c39")
-MARKERS = ("circle", "square", "triangle", "diamond", "tri_down", "plus", "hexagon")
-DASHES = ("", "7 3", "2 3", "9 3 2 3")
-KEY_PACKAGES = ("torch", "triton", "flash", "xformers", "jax", "sage", "kernels", "cudnn", "transformer")
-FIXED = ("batch", "heads", "kv_heads", "head_dim", "dtype", "causal")  # a shape family: all but seq_len
+MARKERS = ("o", "s", "^", "D", "v", "P", "h")
+DASHES = ("-", "--", ":", "-.")
+KEY_PACKAGES = ("torch", "triton", "flash", "xformers", "jax", "sage", "kernels", "cudnn", "transformer", "liger",
+                "quack", "cutlass")
+# Short names of workload fields in titles and axis labels (any other field is shown by its own name).
+SHORT = {"batch": "B", "seq_len": "S", "heads": "H", "kv_heads": "KV", "head_dim": "D", "hidden": "D", "tokens": "T",
+         "dim": "D"}
+DEFAULT_BASELINE = "torch_math"
+EAGER_FAMILY = "torch-eager"  # a family op's baseline when the run's baseline is not one of its impls
+METRIC_UNIT = {"tflops": "TFLOP/s", "gbps": "GB/s"}
 
 
 @dataclass(frozen=True)
@@ -36,19 +43,34 @@ def style_of(name: str) -> Style:
     return Style(PALETTE[h[0] % len(PALETTE)], MARKERS[h[1] % len(MARKERS)], DASHES[h[2] % len(DASHES)])
 
 
+def short(name: str) -> str:
+    return SHORT.get(name, name)
+
+
+SIZE = "bytes"  # the x axis of memory-bound ops' charts: the minimal bytes one call moves
+
+
 @dataclass(frozen=True)
 class Workload:
+    wid: str  # name, plus the mode unless it is fwd
     name: str
+    mode: str
     shape: dict
+    mb: float | None = None  # MB one call moves (from its records' GB/s and p50), for memory-bound ops
 
-    def sublabel(self) -> str:
-        seq = self.shape.get("seq_len")
-        return f"S={seq}" if seq is not None else ""
+    def x_label(self, x: str) -> str:
+        if x == SIZE:
+            return f"{self.mb:.3g} MB" if self.mb else ""
+        value = self.shape.get(x)
+        return f"{short(x)}={value}" if value is not None else ""
+
+    def x_value(self, x: str):
+        return self.mb if x == SIZE else self.shape.get(x)
 
 
 @dataclass(frozen=True)
 class Series:
-    """One impl's measured points (workload name -> Rec) and what the tooltips say about it."""
+    """One impl's measured points (workload id -> Rec) and what the tooltips say about it."""
 
     slug: str
     label: str
@@ -93,6 +115,14 @@ class Series:
             pairs["cuda"] = env["cuda"]
         return ", ".join(f"{k} {v}" for k, v in sorted(pairs.items()))
 
+    def describe(self) -> str:
+        """'family / backend, compile mode': what kind of impl this is, for tooltips."""
+        t = self.tags
+        kind = " / ".join(str(v) for v in (t.get("family"), t.get("backend")) if v)
+        if t.get("compile") not in (None, "", "none"):
+            kind += f", compile {t['compile']}"
+        return kind
+
 
 def _canon(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name.strip().lower())
@@ -103,33 +133,42 @@ class Missing:
     """An impl with nothing to plot, and why."""
 
     name: str
+    op: str
     status: str
     reason: str
     log_tail: str
 
 
-def common_shape(workloads) -> str:
-    """The shape fields all the workloads share, e.g. 'B=1 H=24 D=128 bfloat16 non-causal'."""
+def common_shape(workloads, skip: tuple[str, ...] = ()) -> str:
+    """The fields all the workloads share, e.g. 'B=1 H=24 D=128 bfloat16 non-causal', in the records' order."""
     if not workloads:
         return ""
-    names = (("batch", "B="), ("heads", "H="), ("kv_heads", "KV="), ("head_dim", "D="), ("seq_len", "S="),
-             ("dtype", ""), ("causal", ""))
     parts = []
-    for key, prefix in names:
+    for key in workloads[0].shape:
+        if key in skip:
+            continue
         values = {repr(w.shape.get(key)) for w in workloads}
         value = workloads[0].shape.get(key)
         if len(values) != 1 or value is None or (key == "kv_heads" and value == workloads[0].shape.get("heads")):
             continue
-        parts.append(("causal" if value else "non-causal") if key == "causal" else f"{prefix}{value}")
+        if key == "causal":
+            parts.append("causal" if value else "non-causal")
+        elif key == "dtype":
+            parts.append(str(value))
+        else:
+            parts.append(f"{short(key)}={value}")
+    modes = {w.mode for w in workloads}
+    if len(modes) == 1:
+        parts.append(next(iter(modes)))
     return " ".join(parts)
 
 
 @dataclass(frozen=True)
 class Group:
-    """Workloads of one shape family (equal in every field but seq_len), in growing seq_len: one chart each."""
+    """Workloads of one op and mode equal in every field but the op's x axis, in growing x: one chart each."""
 
     slug: str
-    title: str  # its fixed fields, e.g. 'B=1 H=24 D=128 bfloat16 non-causal'
+    title: str  # its fixed fields, e.g. 'B=1 H=24 D=128 bfloat16 non-causal fwd'
     workloads: tuple[Workload, ...]
 
 
@@ -164,7 +203,7 @@ class Ranking:
 def rank(series: tuple[Series, ...], workloads: tuple[Workload, ...]) -> Ranking:
     """Rank over the workloads all ranked impls share; while no workload is shared, the impl with the fewest
     measured workloads (then the first by name) is set aside as unranked."""
-    order = [w.name for w in workloads]
+    order = [w.wid for w in workloads]
     ranked = list(series)
     while ranked:
         shared = [w for w in order if all(w in s.points for s in ranked)]
@@ -179,19 +218,54 @@ def rank(series: tuple[Series, ...], workloads: tuple[Workload, ...]) -> Ranking
 
 
 @dataclass(frozen=True)
-class Model:
+class Section:
+    """One op's part of the report."""
+
+    op: str
+    title: str
+    metric: str  # "tflops" or "gbps": the headline number
+    x: str  # the workload field on the charts' x axis, or SIZE (memory-bound ops)
     workloads: tuple[Workload, ...]
     groups: tuple[Group, ...]
     series: tuple[Series, ...]
     ranking: Ranking
+    baseline: Series | None
+    missing: tuple[Missing, ...]
+    peak: float | None  # the measured bf16 matmul peak, TFLOP/s
+    bandwidth: float | None  # the measured copy bandwidth, GB/s
+
+    @property
+    def unit(self) -> str:
+        return METRIC_UNIT[self.metric]
+
+    @property
+    def ceiling(self) -> tuple[float | None, str]:
+        """The line a throughput chart draws: the matmul peak for compute-bound ops, the copy for memory-bound."""
+        if self.metric == "gbps":
+            return self.bandwidth, f"measured copy bandwidth {self.bandwidth:.0f} GB/s" if self.bandwidth else ""
+        return self.peak, f"measured peak {self.peak:.0f} TFLOP/s (bf16 matmul)" if self.peak else ""
+
+    def rate(self, r: Rec) -> float | None:
+        return r.gbps if self.metric == "gbps" else r.tflops
+
+    def pct(self, r: Rec) -> float | None:
+        return r.pct_bandwidth if self.metric == "gbps" else r.pct_peak
+
+    def common_shape(self) -> str:
+        return common_shape(self.workloads)
+
+
+@dataclass(frozen=True)
+class Model:
+    sections: tuple[Section, ...]
     missing: tuple[Missing, ...]
     upstreams: tuple[Upstream, ...]
     baseline: str
     device: str
-    peak: float | None
 
-    def common_shape(self) -> str:
-        return common_shape(self.workloads)
+    @property
+    def series(self) -> tuple[Series, ...]:
+        return tuple(s for sec in self.sections for s in sec.series)
 
 
 def slugify(name: str, taken: set) -> str:
@@ -203,86 +277,121 @@ def slugify(name: str, taken: set) -> str:
     return slug
 
 
-def workload_order(recs: list[Rec]) -> tuple[Workload, ...]:
-    """The order of the longest per-impl list (the full suite, as its impl ran it), then any others as met."""
-    per_impl: dict = {}
-    shapes: dict = {}
-    for r in recs:
-        seq = per_impl.setdefault((r.upstream, r.impl), [])
-        if r.workload not in seq:
-            seq.append(r.workload)
-        if r.shape and r.workload not in shapes:
-            shapes[r.workload] = r.shape
-    order: list[str] = []
-    for key in sorted(per_impl, key=lambda k: (-len(per_impl[k]), k)):
-        order.extend(w for w in per_impl[key] if w not in order)
-    # Suites merged from several runs (seed + long) read left to right by shape, sequence length last.
-    order.sort(key=lambda w: _shape_key(shapes.get(w)))
-    return tuple(Workload(w, shapes.get(w, {})) for w in order)
-
-
 def _value(v) -> tuple:
     """A sort key for one shape field of any JSON type: numbers by value, anything else by its text."""
     return (0, v, "") if isinstance(v, (int, float)) and not isinstance(v, bool) else (1, 0, repr(v))
 
 
-def family(shape: dict | None) -> tuple:
-    """The fields a line may not change along its length (all but seq_len); empty for a workload with no shape."""
-    return tuple(_value((shape or {}).get(f)) for f in FIXED) if shape else ()
+def _fixed(w: Workload, x: str) -> tuple:
+    """The fields a chart's line may not change along its length: every field but x (only the dtype when x is the
+    size: a memory-bound op's shapes line up by the bytes they move)."""
+    keep = ("dtype",) if x == SIZE else tuple(k for k in w.shape if k != x)
+    return tuple((k, _value(w.shape.get(k))) for k in sorted(keep))
 
 
-def _shape_key(shape: dict | None) -> tuple:
-    """Group by everything but the sequence length, then grow it; workloads without a shape keep their place last."""
-    if not shape:
-        return (1,)
-    fields = ("dtype", "causal", "head_dim", "heads", "kv_heads", "batch")
-    return (0, *(_value(shape.get(f)) for f in fields), _value(shape.get("seq_len")))
+def workload_order(recs: list[Rec], x: str) -> tuple[Workload, ...]:
+    """Every workload met, grouped by mode and the fixed fields, growing x; workloads without a shape last."""
+    found: dict = {}
+    sizes: dict = {}
+    for r in recs:
+        if r.wid not in found or (r.shape and not found[r.wid].shape):
+            found[r.wid] = Workload(r.wid, r.workload, r.mode, r.shape)
+        if r.measured and r.gbps:
+            sizes.setdefault(r.wid, []).append(r.gbps * r.p50)  # GB/s x ms = MB
+    found = {wid: Workload(w.wid, w.name, w.mode, w.shape, round(statistics.median(sizes[wid]), 3)
+                           if wid in sizes else None) for wid, w in found.items()}
+
+    def key(w: Workload) -> tuple:
+        if not w.shape:
+            return (1, w.mode, w.wid)
+        return (0, w.mode, _fixed(w, x), _value(w.x_value(x)), w.wid)
+
+    return tuple(sorted(found.values(), key=key))
 
 
-def groups_of(workloads: tuple[Workload, ...]) -> tuple[Group, ...]:
-    """One group per shape family, the largest first (the main suite leads), workloads in growing seq_len."""
+def family(w: Workload, x: str) -> tuple:
+    """What a line may not change along its length: the mode and the fixed fields."""
+    return (w.mode, _fixed(w, x)) if w.shape else ()
+
+
+def groups_of(workloads: tuple[Workload, ...], x: str, prefix: str, taken: set) -> tuple[Group, ...]:
+    """One group per family, the largest first (the main suite leads), workloads in growing x."""
     found: dict = {}
     for w in workloads:
-        found.setdefault(family(w.shape), []).append(w)
-    out, taken = [], set()
+        found.setdefault(family(w, x), []).append(w)
+    out = []
     for fam, ws in sorted(found.items(), key=lambda kv: (not kv[0], -len(kv[1]), kv[0])):
-        fixed = [Workload(w.name, {k: v for k, v in w.shape.items() if k != "seq_len"}) for w in ws]
-        title = common_shape(fixed) if fam else "workloads without a shape"
-        out.append(Group(slugify(title.replace("=", ""), taken), title, tuple(ws)))
+        title = common_shape(ws, skip=(x,)) if fam else "workloads without a shape"
+        out.append(Group(slugify(f"{prefix}-{title.replace('=', '')}", taken), title, tuple(ws)))
     return tuple(out)
 
 
-def build(upstreams: list[Upstream], baseline: str) -> Model:
-    """The report's model; series are styled in name order so an impl keeps its look across charts and runs."""
-    recs = [r for u in upstreams for r in u.records]
-    groups: dict = {}
+def _median(values) -> float | None:
+    vals = [v for v in values if isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0]
+    return round(statistics.median(vals), 1) if vals else None
+
+
+def _baseline(series: tuple[Series, ...], name: str) -> Series | None:
+    """The run's baseline where it is one of the op's impls, else the op's torch eager impl, else none."""
+    for s in series:
+        if name in (s.upstream.name, s.label):
+            return s
+    return next((s for s in series if s.tags.get("family") == EAGER_FAMILY), None)
+
+
+def section(op: str, recs: list[Rec], upstreams: dict, missing: list[Missing], baseline: str, taken: set) -> Section:
+    spec = ops.get(op)
+    grouped: dict = {}
     for r in recs:
-        groups.setdefault((r.upstream, r.impl), []).append(r)
-    impl_names = Counter(impl for _, impl in groups)
-    by_up = {u.name: u for u in upstreams}
-    series, missing, taken = [], [], set()
-    for (up, impl), rs in sorted(groups.items()):
-        measured = {}
+        grouped.setdefault((r.upstream, r.impl), []).append(r)
+    impl_names = Counter(impl for _, impl in grouped)
+    series = []
+    for (up, impl), rs in sorted(grouped.items()):
+        measured: dict = {}
         for r in rs:
             if r.measured:
-                measured.setdefault(r.workload, r)  # a repeated workload: the first line wins
+                measured.setdefault(r.wid, r)  # a repeated workload: the first line wins
         label = impl if impl_names[impl] == 1 else f"{up}/{impl}"
         if not measured:
             why = next((r for r in rs if r.reason), None)
-            missing.append(Missing(label, rs[0].status, why.reason if why else by_up[up].reason, by_up[up].log_tail))
+            missing.append(Missing(label, op, rs[0].status, why.reason if why else upstreams[up].reason,
+                                   upstreams[up].log_tail))
             continue
-        problems = tuple(r for r in rs if not r.measured and r.workload not in measured)
-        series.append(Series(slugify(label, taken), label, by_up[up], style_of(label), measured, problems))
+        problems = tuple(r for r in rs if not r.measured and r.wid not in measured)
+        series.append(Series(slugify(label, taken), label, upstreams[up], style_of(label), measured, problems))
+    measured_recs = [r for r in recs if r.measured]
+    x = SIZE if spec.metric == "gbps" else spec.x
+    workloads = workload_order(measured_recs or recs, x)
+    peaks = [r.tflops / (r.pct_peak / 100) for r in measured_recs if r.tflops and r.pct_peak and r.pct_peak > 0]
+    peaks += [r.env.get("peak_tflops") for r in measured_recs]
+    st = tuple(series)
+    return Section(
+        op=op, title=spec.title, metric=spec.metric, x=x, workloads=workloads,
+        groups=groups_of(workloads, x, op, taken), series=st, ranking=rank(st, workloads),
+        baseline=_baseline(st, baseline),
+        missing=tuple(sorted((m for m in missing if m.op == op), key=lambda m: m.name)),
+        peak=_median(peaks), bandwidth=_median(r.env.get("copy_gbps") for r in measured_recs),
+    )
+
+
+def build(upstreams: list[Upstream], baseline: str) -> Model:
+    """The report's model: a section for every op that has an upstream, in the registry's order."""
+    by_up = {u.name: u for u in upstreams}
+    missing: list[Missing] = []
     for u in upstreams:
         if not u.records:
             reason = u.reason or ("produced no records" if u.status == "ok" else "")
-            missing.append(Missing(u.name, "error" if u.status == "ok" else u.status, reason, u.log_tail))
+            missing.append(Missing(u.name, u.op, "error" if u.status == "ok" else u.status, reason, u.log_tail))
+    recs = [r for u in upstreams for r in u.records]
+    present = {r.op for r in recs} | {u.op for u in upstreams}
+    taken: set = set()
+    sections = []
+    for op in ops.NAMES:
+        if op in present:
+            sections.append(section(op, [r for r in recs if r.op == op], by_up, missing, baseline, taken))
     devices = Counter(r.env.get("device") for r in recs if r.measured and isinstance(r.env.get("device"), str))
-    peaks = [r.tflops / (r.pct_peak / 100) for r in recs if r.measured and r.tflops and r.pct_peak and r.pct_peak > 0]
-    workloads = workload_order([r for r in recs if r.measured] or recs)
     return Model(
-        workloads=workloads, groups=groups_of(workloads), series=tuple(series), ranking=rank(tuple(series), workloads),
-        missing=tuple(sorted(missing, key=lambda m: m.name)), upstreams=tuple(upstreams), baseline=baseline,
+        sections=tuple(sections), missing=tuple(sorted(missing, key=lambda m: (m.op, m.name))),
+        upstreams=tuple(upstreams), baseline=baseline,
         device=min(devices, key=lambda d: (-devices[d], d)) if devices else "",
-        peak=round(statistics.median(peaks), 1) if peaks else None,
     )

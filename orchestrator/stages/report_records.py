@@ -1,5 +1,9 @@
 """Reading the combine stage's inputs: the upstreams file, each upstream's manifest and its result records.
 
+A record is read by the harness's own schema (`opbench.schema`: its version, its op, the op's workload fields),
+so the stage, `compare` and the tests share one idea of a record; a line of an unknown schema or op is skipped
+with a warning.
+
 Every problem in the inputs (a line that is not JSON, a field of the wrong type, a file the manifest does not
 list) becomes one warning naming file:line and is otherwise ignored, so a partial, damaged or forged result never
 stops the report. Every string read is cleaned once, here (see `clean`), so no output has to defend itself.
@@ -15,8 +19,10 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-SHAPE = ("batch", "seq_len", "heads", "kv_heads", "head_dim", "dtype", "causal")
-LAT = ("mean", "p10", "p50", "p90", "min", "max", "std")
+from opbench import ops, schema
+
+LAT = schema.LAT_FIELDS
+MODES = ("fwd", "bwd", "fwd_bwd")  # a record without a mode is a forward
 TEXT_MAX = 2000  # characters kept of any one string in a record or manifest (a log tail keeps more)
 LOG_MAX = 20000
 # The harness flags an unstable median in the record (lat_ms.unstable: wide 95 % CI or p90/p10 spread, one rule in
@@ -79,20 +85,34 @@ class Rec:
     where: str  # file:line it came from
     status: str = "ok"
     reason: str = ""
-    shape: dict = field(default_factory=dict)
+    op: str = ops.DEFAULT
+    mode: str = "fwd"  # fwd, bwd or fwd_bwd: what was timed
+    shape: dict = field(default_factory=dict)  # the op's workload fields and dtype
     lat: dict = field(default_factory=dict)  # LAT keys -> float | None
     flagged_unstable: bool | None = None  # the record's own lat_ms.unstable, where it has one
     reps: int | None = None
-    mode: str = ""
+    timing: str = ""  # graph, events or host
     compile_ms: float | None = None
     peak_bytes: float | None = None
     tflops: float | None = None
     pct_peak: float | None = None
+    gbps: float | None = None
+    pct_bandwidth: float | None = None  # of the measured copy bandwidth; None where L2-resident or unmeasured
+    l2: dict = field(default_factory=dict)  # policy, method, copies, resident (the current rule applied)
     ok: bool | None = None
     rel_l2: float | None = None
     max_abs: float | None = None
     tags: dict = field(default_factory=dict)
     env: dict = field(default_factory=dict)
+
+    @property
+    def wid(self) -> str:
+        """The workload's id in tables and charts: its name, with the mode unless it is the forward."""
+        return self.workload if self.mode == "fwd" else f"{self.workload} [{self.mode}]"
+
+    @property
+    def resident(self) -> bool:
+        return self.l2.get("resident") is True
 
     @property
     def p50(self) -> float | None:
@@ -124,6 +144,7 @@ class Upstream:
     """One upstream job as the orchestrator reported it, with its manifest and records."""
 
     name: str
+    op: str
     status: str
     reason: str
     key: str | None
@@ -164,10 +185,18 @@ class Checker:
         return one_line(clean(value if isinstance(value, str) else json.dumps(value, sort_keys=True)))
 
 
-def to_rec(upstream: str, tags: dict, data: dict, where: str, warn) -> Rec:
-    """A checked Rec from one parsed line; missing optional fields stay None."""
+def to_rec(upstream: str, tags: dict, data: dict, where: str, warn, op_hint: str | None = None) -> Rec:
+    """A checked Rec from one parsed line; missing optional fields stay None. ValueError (naming the field) for a
+    line of a schema, op or mode this reader does not know: the caller skips it. A line without a schema is an
+    attention record, or the orchestrator's own skip record of an older run: that one takes its upstream's op."""
+    op = schema.record_op(data)
+    if "schema" not in data and "wl" not in data and op_hint:
+        op = op_hint
+    mode = data.get("mode", "fwd")
+    if mode not in MODES:
+        raise ValueError(f"mode: unknown mode {mode!r} (known: {', '.join(MODES)})")
     c = Checker(where, warn)
-    wl, lat, err = c.obj(data, "wl"), c.obj(data, "lat_ms"), c.obj(data, "err")
+    wl, lat, err, env = c.obj(data, "wl"), c.obj(data, "lat_ms"), c.obj(data, "err"), c.obj(data, "env")
     stats = {k: c.num(lat, k, f"lat_ms.{k}") for k in LAT}
     raw = lat.get("raw")
     if raw is not None and not (isinstance(raw, list) and all(isinstance(x, (int, float)) for x in raw)):
@@ -180,17 +209,24 @@ def to_rec(upstream: str, tags: dict, data: dict, where: str, warn) -> Rec:
     if status == "ok" and stats["p50"] is None:
         status, reason = "error", reason or "no lat_ms.p50 in the record"
     reps = c.num(lat, "reps")
+    gbps, copy = c.num(data, "gbps"), c.num(env, "copy_gbps", "env.copy_gbps")
+    l2 = c.obj(data, "l2")
+    l2 = {"policy": c.text(l2, "policy"), "method": c.text(l2, "method"), "copies": c.num(l2, "copies", "l2.copies"),
+          "resident": schema.l2_resident(gbps, copy, l2)} if l2 or gbps is not None else {}
+    pct_bw = 100.0 * gbps / copy if gbps is not None and copy and not l2.get("resident") else None
+    fields = schema.shape_fields(op)[1:]
     return Rec(
         upstream=upstream, impl=c.text(data, "impl", upstream) or upstream, workload=c.text(wl, "name", "?") or "?",
-        where=where, status=status, reason=reason.strip(),
-        shape={k: one_line(wl[k]) if isinstance(wl[k], str) else wl[k] for k in SHAPE
+        where=where, status=status, reason=reason.strip(), op=op, mode=mode,
+        shape={k: one_line(wl[k]) if isinstance(wl[k], str) else wl[k] for k in fields
                if isinstance(wl.get(k), (str, int, float, bool))
                and not (isinstance(wl[k], float) and not math.isfinite(wl[k]))},
-        lat=stats, reps=int(reps) if reps is not None else None, mode=c.text(lat, "mode"),
+        lat=stats, reps=int(reps) if reps is not None else None, timing=c.text(lat, "mode"),
         flagged_unstable=lat.get("unstable") if isinstance(lat.get("unstable"), bool) else None,
         compile_ms=c.num(data, "compile_ms"), peak_bytes=c.num(data, "peak_bytes"), tflops=c.num(data, "tflops"),
-        pct_peak=c.num(data, "pct_peak"), ok=ok, rel_l2=c.num(err, "rel_l2", "err.rel_l2"),
-        max_abs=c.num(err, "max_abs", "err.max_abs"), tags=c.obj(data, "tags") or tags, env=c.obj(data, "env"),
+        pct_peak=c.num(data, "pct_peak"), gbps=gbps, pct_bandwidth=pct_bw, l2=l2, ok=ok,
+        rel_l2=c.num(err, "rel_l2", "err.rel_l2"), max_abs=c.num(err, "max_abs", "err.max_abs"),
+        tags=c.obj(data, "tags") or tags, env=env,
     )
 
 
@@ -275,12 +311,14 @@ def read_manifest(folder: Path, warn) -> dict:
     return clean_json(data) if isinstance(data, dict) else {}
 
 
-def _records(name: str, tags: dict, folder: Path, manifest: dict, warn) -> list[Rec]:
+def _records(name: str, tags: dict, folder: Path, manifest: dict, warn, op: str | None) -> list[Rec]:
     records = []
     for path, digest in listed_results(folder, manifest, warn):
         for where, data in read_jsonl(path, warn, digest):
             try:
-                records.append(to_rec(name, tags, data, where, warn))
+                records.append(to_rec(name, tags, data, where, warn, op))
+            except ValueError as exc:
+                warn(f"{where}: {clean(str(exc), 300)}; line skipped")
             except Exception as exc:  # noqa: BLE001 - one bad record must never stop the report for everyone
                 warn(f"{where}: record not read ({type(exc).__name__}: {clean(str(exc), 300)})")
     return records
@@ -304,16 +342,21 @@ def load_upstreams(path: Path, warn) -> list[Upstream]:
         tags = clean_json(c.obj(info, "tags"))
         entry = info.get("entry") if isinstance(info.get("entry"), str) and info.get("entry") else None
         folder = Path(entry) if entry else None  # the raw name: it may hold bytes that are not UTF-8
+        declared = info.get("op")
+        if declared is not None and declared not in ops.NAMES:
+            say(f"{shown(path)}: {name}: op: unknown op {clean(str(declared), 100)!r}; shown as its records say")
+            declared = None
         records: list[Rec] = []
         manifest: dict = {}
         if folder is not None and folder.is_dir():
             manifest = read_manifest(folder, say)
-            records = _records(name, tags, folder, manifest, say)
+            records = _records(name, tags, folder, manifest, say, declared)
         elif folder is not None:
             say(f"{shown(path)}: {name}: artifact folder {shown(folder)} does not exist; no records")
         log_tail = info.get("log_tail")
+        op = declared or (records[0].op if records else ops.DEFAULT)
         ups.append(Upstream(
-            name=name, status=c.text(info, "status", "missing"), reason=c.text(info, "reason").strip(),
+            name=name, op=op, status=c.text(info, "status", "missing"), reason=c.text(info, "reason").strip(),
             key=c.text(info, "key") or None, cached=info.get("cached") is True,
             entry=shown(folder) if folder is not None else None, tags=tags,
             log_tail=clean(log_tail, LOG_MAX) if isinstance(log_tail, str) else "", manifest=manifest,
