@@ -1,10 +1,13 @@
 """RMSNorm over the last dim as a memory-bound Triton kernel (forward): one pass over memory.
 
-A program normalises BLOCK_M whole rows held in registers (BLOCK_N = the row padded to a power of two): x is read
-once (a streaming load, evicted first), the weight once per program (kept in L2 for the next), y written once in
-x's dtype; the mean of squares in fp32. Short rows put several rows in one program so each still moves a few KB.
-Launch sizes come from a fixed table (`launch_config`), no autotuning: the first call compiles one kernel and runs
-it. impls/layer_norm_triton/kernel.py is the same design with the mean and the bias.
+Short and medium rows (`_norm_fwd`): a program normalises BLOCK_M whole rows held in registers (BLOCK_N = the row
+padded to a power of two): x is read once (a streaming load, evicted first), the weight once per program (kept in
+L2 for the next), y written once in x's dtype; the mean of squares in fp32. Short rows put several rows in one
+program so each still moves a few KB. Long rows (`_rms_fwd_looped`): CHUNK-wide steps in two passes, the second
+reading x back from L2, so a program needs few registers and more of them stay resident (on the H200 this took the
+`large` suite from 3.8 to 4.1 TB/s). Launch sizes come from a fixed table (`launch_config`), no autotuning: the
+first call compiles one kernel and runs it. impls/layer_norm_triton/kernel.py is the whole-row design with the
+mean and the bias.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ MAX_BLOCK_M = 16
 # num_warps by the tile's element count (the usual memory-bound table): <= 2048 -> 4, <= 8192 -> 8, above -> 16.
 WARPS_SMALL, WARPS_MEDIUM, WARPS_LARGE = 4, 8, 16
 SMALL_TILE, MEDIUM_TILE = 2048, 8192
+LOOP_MIN_N = 2048  # rows at least this long may take the looped kernel (see launch_config)
+MANY_ROWS = 8192  # ... with one row per program from this many rows on
 MAX_ROW = 65536  # a row kept in registers; longer rows are refused (ValueError)
 DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 
@@ -53,6 +58,37 @@ def _norm_fwd(X, W, B, Y, n_rows, N: tl.constexpr, eps, LAYER: tl.constexpr, BLO
         tl.store(Y + offs, y.to(Y.dtype.element_ty))
 
 
+@triton.jit
+def _rms_fwd_looped(X, W, Y, n_rows, N: tl.constexpr, eps, BLOCK_M: tl.constexpr, CHUNK: tl.constexpr,
+                    MASKED: tl.constexpr):
+    """RMSNorm of BLOCK_M long rows in CHUNK-wide steps, two passes over each row: the first sums the squares and
+    keeps x in L2 (evict_last), the second reads it back from there, scales and stores. Few registers per thread,
+    so many programs stay resident per SM and keep more bytes in flight than a whole row held in registers."""
+    rows = tl.program_id(0).to(tl.int64) * BLOCK_M + tl.arange(0, BLOCK_M)[:, None]
+    base = X + rows * N
+    acc = tl.zeros([BLOCK_M, CHUNK], tl.float32)
+    for start in tl.range(0, N, CHUNK):
+        cols = start + tl.arange(0, CHUNK)[None, :]
+        if MASKED:
+            x = tl.load(base + cols, mask=(rows < n_rows) & (cols < N), other=0.0, eviction_policy="evict_last")
+        else:
+            x = tl.load(base + cols, eviction_policy="evict_last")
+        x = x.to(tl.float32)
+        acc += x * x
+    rstd = tl.rsqrt(tl.sum(acc, axis=1)[:, None] / N + eps)
+    for start in tl.range(0, N, CHUNK):
+        cols = start + tl.arange(0, CHUNK)[None, :]
+        if MASKED:
+            mask = (rows < n_rows) & (cols < N)
+            x = tl.load(base + cols, mask=mask, other=0.0, eviction_policy="evict_first").to(tl.float32)
+            w = tl.load(W + cols, mask=cols < N, other=0.0, eviction_policy="evict_last").to(tl.float32)
+            tl.store(Y + rows * N + cols, (x * rstd * w).to(Y.dtype.element_ty), mask=mask)
+        else:
+            x = tl.load(base + cols, eviction_policy="evict_first").to(tl.float32)
+            w = tl.load(W + cols, eviction_policy="evict_last").to(tl.float32)
+            tl.store(Y + rows * N + cols, (x * rstd * w).to(Y.dtype.element_ty))
+
+
 def warps_for(tile_elems: int) -> int:
     if tile_elems <= SMALL_TILE:
         return WARPS_SMALL
@@ -60,7 +96,19 @@ def warps_for(tile_elems: int) -> int:
 
 
 def launch_config(n_rows: int, n: int) -> dict:
-    """BLOCK_M, BLOCK_N, MASKED and num_warps for n_rows rows of n elements: the fixed table."""
+    """The fixed launch table for n_rows rows of n elements (measured on an H200: scripts/norms/sweep_rms_loop.py).
+
+    Long rows (n >= LOOP_MIN_N, with many rows or n >= 4096) take the looped two-pass kernel: the CHUNK key says so
+    (BLOCK_M, CHUNK, MASKED, num_warps). Others hold whole rows in registers (BLOCK_M, BLOCK_N, MASKED, num_warps).
+    """
+    if n >= LOOP_MIN_N and (n_rows >= MANY_ROWS or n >= 2 * LOOP_MIN_N):
+        if n_rows >= MANY_ROWS:  # enough rows to fill the GPU with one row per program
+            block_m, chunk = 1, (4096 if n >= 8192 else 2048)
+            warps = 16 if n >= 8192 else (8 if n >= 4096 else 4)
+        else:  # fewer rows: two per program
+            block_m, chunk, warps = 2, 4096, 8
+        chunk = min(chunk, triton.next_power_of_2(n))
+        return dict(BLOCK_M=block_m, CHUNK=chunk, MASKED=n_rows % block_m != 0 or n % chunk != 0, num_warps=warps)
     block_n = triton.next_power_of_2(n)
     block_m = max(1, min(MAX_BLOCK_M, TILE_ELEMS // block_n, triton.next_power_of_2(max(n_rows, 1))))
     return dict(BLOCK_M=block_m, BLOCK_N=block_n, MASKED=n_rows % block_m != 0 or n != block_n,
@@ -91,6 +139,9 @@ def _norm(x, weight, bias, eps: float, layer: bool):
     if n_rows:
         cfg = launch_config(n_rows, n)
         grid = (triton.cdiv(n_rows, cfg["BLOCK_M"]),)
+        if "CHUNK" in cfg:  # long rows: the looped kernel (RMSNorm only; layer_norm_triton has its own module)
+            _rms_fwd_looped[grid](x2, weight.contiguous(), y, n_rows, N=n, eps=eps, **cfg)
+            return y.view(x.shape)
         _norm_fwd[grid](x2, weight.contiguous(), bias.contiguous() if layer else weight, y, n_rows, N=n, eps=eps,
                         LAYER=layer, **cfg)
     return y.view(x.shape)

@@ -60,7 +60,7 @@ def main() -> int:
             results = []
             for cfg in cands:
                 try:
-                    ms = do_bench(lambda: launch(mod, layer, x, w, bias, y, cfg), warmup=50, rep=300)
+                    ms = do_bench(lambda: launch(mod, layer, x, w, bias, y, cfg), warmup=25, rep=150)
                     results.append((ms, cfg))
                 except Exception as exc:  # a config that does not compile is skipped
                     print(f"{op} {b}x{s}x{d} {cfg}: {type(exc).__name__}", file=sys.stderr)
