@@ -5,7 +5,8 @@
 
 Per impl, every committed entry's `*.jsonl` is copied as `DEST/<impl>/<suite>.jsonl` with its manifest as
 `manifest.<suite>.json` (the newest also as `manifest.json`, its `files` listing the collected `*.jsonl`, the only
-result files the combine stage reads); then the combine stage runs over those folders,
+result files the combine stage reads), and DEST/upstreams.json gains them (impls already listed there stay); then
+the combine stage runs over every listed folder,
 writing latency.csv, charts/, report.html and summary.txt into DEST. Paths inside DEST are relative. The combine
 stage runs under this interpreter (it needs matplotlib and jinja2: `pip install -e '.[test]'`), with the harness
 from this checkout's shared/.
@@ -91,8 +92,12 @@ def main() -> int:
         return 2
     artifacts, dest = Path(sys.argv[1]).resolve(), Path(sys.argv[2]).resolve()
     dest.mkdir(parents=True, exist_ok=True)
-    upstreams = collect(artifacts, dest)
-    (dest / "upstreams.json").write_text(json.dumps(upstreams, indent=1, sort_keys=True))
+    listed = dest / "upstreams.json"
+    # DEST gathers several runs (one per suite or per impl set): the impls collected now replace their own
+    # entries, every other impl already listed stays
+    upstreams = json.loads(listed.read_text()) if listed.is_file() else {}
+    upstreams.update(collect(artifacts, dest))
+    listed.write_text(json.dumps(upstreams, indent=1, sort_keys=True))
     return combine(dest)
 
 
