@@ -268,7 +268,8 @@ def _norm_train(x, weight, bias, eps: float, layer: bool):
     rstd = torch.empty(n_rows, dtype=torch.float32, device=x.device)
     mean = torch.empty(n_rows, dtype=torch.float32, device=x.device) if layer else None
     if n_rows:
-        cfg = launch_config(n_rows, n)
+        full = launch_config(n_rows, n)  # the forward's table, for the whole-row kernel's keys
+        cfg = {key: full[key] for key in ("BLOCK_M", "BLOCK_N", "MASKED", "num_warps")}
         grid = (triton.cdiv(n_rows, cfg["BLOCK_M"]),)
         _norm_fwd_stats[grid](x2, weight.contiguous(), bias.contiguous() if layer else weight, y,
                               mean if layer else rstd, rstd, n_rows, N=n, eps=eps, LAYER=layer, **cfg)
