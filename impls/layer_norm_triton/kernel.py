@@ -113,13 +113,18 @@ def layer_norm(x, weight, bias, eps: float = 1e-5):
 #
 # A program takes a contiguous chunk of rows (BLOCK_M at a time), writes their dx in x's dtype and keeps its dw
 # (db) sums in fp32 registers; at the end it writes them as one fp32 row of a (programs, D) buffer, which a
-# second small kernel sums over programs into weight's (bias's) dtype. Programs: a few per multiprocessor on a
-# GPU (PROGRAMS_PER_SM), CPU_PROGRAMS on the CPU (the interpreter). No host sync anywhere: CUDA-graph capturable.
+# second small kernel sums over programs into weight's (bias's) dtype. Programs: one or two per multiprocessor on
+# a GPU (PROGRAMS_PER_SM, WIDE_PROGRAMS_PER_SM), CPU_PROGRAMS on the CPU (the interpreter). No host sync anywhere:
+# CUDA-graph capturable.
 
 BWD_TILE_ELEMS = 4096  # elements of x one backward loop step holds (rows x padded row)
 BWD_MAX_BLOCK_M = 16
 BWD_SMALL_TILE, BWD_MEDIUM_TILE = 2048, 8192  # num_warps by the step's elements: <= 2048 -> 4, <= 8192 -> 8, above -> 16
-PROGRAMS_PER_SM = 2  # backward programs per multiprocessor: each writes one fp32 partial row of dw (db)
+# Backward programs per multiprocessor (each writes one fp32 partial row of dw, db). On an H200 (bf16, the large
+# and seed suites' shapes) 2 beat 1 by 25-35% at D = 2048-4096; at D = 8192, where one program's registers fill
+# most of an SM, 1 beat 2 by 2-5% (scripts/norms/bwd_check.py --sweep).
+PROGRAMS_PER_SM = 2
+WIDE_ROW, WIDE_PROGRAMS_PER_SM = 8192, 1  # padded rows of at least WIDE_ROW elements
 CPU_PROGRAMS = 4  # on the CPU: a few, so small shapes reach several partial rows and a ragged last chunk
 SUM_BLOCK_P, SUM_BLOCK_C, SUM_WARPS = 32, 64, 4  # the partials' sum: programs x columns per step
 
@@ -235,11 +240,12 @@ def _sm_count(index: int) -> int:
     return torch.cuda.get_device_properties(index).multi_processor_count
 
 
-def bwd_programs(device: torch.device) -> int:
-    """How many backward programs (partial rows) to aim for on this device."""
+def bwd_programs(device: torch.device, n: int) -> int:
+    """How many backward programs (partial rows) to aim for on this device, for rows of n elements."""
     if device.type != "cuda":
         return CPU_PROGRAMS
-    return PROGRAMS_PER_SM * _sm_count(device.index if device.index is not None else torch.cuda.current_device())
+    per_sm = WIDE_PROGRAMS_PER_SM if triton.next_power_of_2(n) >= WIDE_ROW else PROGRAMS_PER_SM
+    return per_sm * _sm_count(device.index if device.index is not None else torch.cuda.current_device())
 
 
 def bwd_launch_config(n_rows: int, n: int, target_programs: int) -> dict:
@@ -284,7 +290,7 @@ def _norm_backward(dy, x2, weight, mean, rstd, layer: bool, partials: bool = Tru
     if not n_rows:
         zeros = torch.zeros(n, dtype=weight.dtype, device=x2.device) if partials else None
         return dx, zeros, (torch.zeros(n, dtype=bias_dtype, device=x2.device) if partials and layer else None)
-    cfg = bwd_launch_config(n_rows, n, bwd_programs(x2.device))
+    cfg = bwd_launch_config(n_rows, n, bwd_programs(x2.device, n))
     programs, rows_per_prog = cfg.pop("programs"), cfg.pop("rows_per_prog")
     slabs = 2 if layer else 1
     part = torch.empty((slabs, programs, n), dtype=torch.float32, device=x2.device) if partials else dx
