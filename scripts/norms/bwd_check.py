@@ -14,7 +14,8 @@ leaves requiring grad, as the harness's backward mode makes them:
   * GB/s from the minimal bytes: backward reads x, dy, weight and writes dx, dweight (dbias); forward+backward adds
     the forward's (read x, weight (bias), write y). Ours moves a little more (per-row fp32 stats, the fp32 partial
     rows of dweight/dbias, written and read back): shown as extra MB.
-  * --sweep 1,2,4,8: our backward's graph time for each PROGRAMS_PER_SM (backward programs per multiprocessor).
+  * --sweep 1,2,4,8: our backward's graph time with each number of backward programs per multiprocessor (set as
+    both PROGRAMS_PER_SM and WIDE_PROGRAMS_PER_SM).
 
     python3 scripts/norms/bwd_check.py --out DIR        # writes DIR/norm_bwd.json, prints a table; exits 1 on a failed check
 """
@@ -96,16 +97,18 @@ def impls(op: str, mod) -> dict:
 
 
 def graph_of(call):
-    """call captured in a CUDA graph (warmed on a side stream first, as the harness does), and its last output."""
-    side = torch.cuda.Stream()
-    side.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(side):
-        for _ in range(2):
-            call()
-    torch.cuda.current_stream().wait_stream(side)
+    """call captured in a CUDA graph on the current stream (warmed there first), and its output.
+
+    main() runs everything, the forwards too, on one side stream: autograd runs a backward op on its forward's
+    stream, and a forward left on the legacy default stream makes capturing autograd.grad fail (torch's own
+    F.rms_norm too: "operation would make the legacy stream depend on a capturing blocking stream")."""
+    stream = torch.cuda.current_stream()
+    assert stream != torch.cuda.default_stream(), "run under a side stream"
+    for _ in range(2):
+        call()
     torch.cuda.synchronize()
     graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
+    with torch.cuda.graph(graph, stream=stream):
         out = call()
     graph.replay()
     torch.cuda.synchronize()
@@ -141,7 +144,7 @@ def check_shape(op, mod, name, shape, sweep) -> dict:
     fwd_bytes = elt * (2 * rows * d + d * (2 if layer else 1))
     row = {"op": op, "workload": name, "shape": list(shape), "dtype": "bfloat16", "bwd_mb": bwd_bytes / 1e6,
            "fwd_bwd_mb": (bwd_bytes + fwd_bytes) / 1e6, "impls": {}}
-    cfg = mod.bwd_launch_config(rows, d, mod.bwd_programs(x.device))
+    cfg = mod.bwd_launch_config(rows, d, mod.bwd_programs(x.device, d))
     row["ours_launch"] = cfg
     row["ours_extra_mb"] = (rows * 4 * (2 if layer else 1) + 2 * cfg["programs"] * d * 4 * (2 if layer else 1)) / 1e6
     for impl, fn in impls(op, mod).items():
@@ -164,16 +167,16 @@ def check_shape(op, mod, name, shape, sweep) -> dict:
             del graph, graph_out
             ent["fwd_bwd_ms"] = bench(lambda fn=fn, leaves=leaves: torch.autograd.grad(fn(*args(leaves)), leaves, dy))
             if impl == "ours" and sweep:
-                keep = mod.PROGRAMS_PER_SM
+                keep = mod.PROGRAMS_PER_SM, mod.WIDE_PROGRAMS_PER_SM
                 ent["sweep_graph_ms"] = {}
                 try:
                     for per_sm in sweep:
-                        mod.PROGRAMS_PER_SM = per_sm
+                        mod.PROGRAMS_PER_SM = mod.WIDE_PROGRAMS_PER_SM = per_sm
                         graph, _ = graph_of(bwd)
                         ent["sweep_graph_ms"][per_sm] = bench(graph.replay)
                         del graph
                 finally:
-                    mod.PROGRAMS_PER_SM = keep
+                    mod.PROGRAMS_PER_SM, mod.WIDE_PROGRAMS_PER_SM = keep
             del y, got
         except Exception as exc:  # one impl failing is reported, the others still run
             ent["error"] = f"{type(exc).__name__}: {exc}"
@@ -207,7 +210,7 @@ def show(row) -> None:
     print(head + " | " + " | ".join(parts), flush=True)
     sweep = row["impls"]["ours"].get("sweep_graph_ms")
     if sweep:
-        print(" " * 40 + "PROGRAMS_PER_SM " + "  ".join(f"{k}: {v * 1e3:.1f} us" for k, v in sweep.items()), flush=True)
+        print(" " * 40 + "programs per SM " + "  ".join(f"{k}: {v * 1e3:.1f} us" for k, v in sweep.items()), flush=True)
 
 
 def main() -> int:
@@ -222,9 +225,11 @@ def main() -> int:
     print(f"{props.name}, {props.multi_processor_count} SMs; torch {torch.__version__}, triton {triton.__version__}",
           flush=True)
     rows = []
+    torch.cuda.set_stream(torch.cuda.Stream())  # one side stream for everything: see graph_of
     for op in args.ops.split(","):
         mod = load(op)
-        print(f"{op}: PROGRAMS_PER_SM={mod.PROGRAMS_PER_SM}", flush=True)
+        print(f"{op}: PROGRAMS_PER_SM={mod.PROGRAMS_PER_SM}, {mod.WIDE_PROGRAMS_PER_SM} from a padded row of "
+              f"{mod.WIDE_ROW}", flush=True)
         for name, shape in shapes(op, SUITES[op]):
             row = check_shape(op, mod, name, shape, sweep)
             rows.append(row)
