@@ -27,6 +27,7 @@ torch = pytest.importorskip("torch")
 
 KERNELS = {"rms_norm": REPO / "impls" / "rms_norm_triton" / "kernel.py",
            "layer_norm": REPO / "impls" / "layer_norm_triton" / "kernel.py"}
+TOL_FWD = {"float32": 1e-5, "bfloat16": 1e-2}  # tests/test_triton_norms.py's
 TOL_GRAD = {"float32": 1e-4, "bfloat16": 2e-2}  # the harness's: 2x the forward's (bf16 rel-L2 1e-2)
 WRONG_MIN = 0.1  # a wrong call misses by at least this rel-L2 (five times the bf16 tolerance)
 # What of the backward's launch each shape reaches with CPU_PROGRAMS = 4 (see bwd_launch_config).
@@ -105,7 +106,7 @@ def run(c, gen):
                 "dtypes": [str(g.dtype).removeprefix("torch.") for g in got],
                 "shapes": [list(g.shape) for g in got],
                 "repeat_equal": all(torch.equal(g, h) for g, h in zip(got, again)),
-                "fwd_equal": torch.equal(y.detach(), plain(op, x, w, b, eps)),
+                "fwd_rel": rel(y, ref(op, x.float(), w.float(), b.float(), eps)),
                 "has_grad_fn": y.grad_fn is not None}
     if mode == "some":  # only the leaves named in c["grad"] require grad: the others get None
         leaves = [t.detach().requires_grad_(name in c["grad"]) for t, name in zip((x, w, b), names)]
@@ -199,7 +200,9 @@ def test_gradients_match_fp32_autograd(results, case):
     assert got["shapes"] == [case["shape"]] + [[n]] * (len(names) - 1)
     assert got["dtypes"] == [case["dtype"]] * len(names)  # dx in x's dtype, dw / db in weight's / bias's
     assert got["repeat_equal"] and got["has_grad_fn"]
-    assert got["fwd_equal"], "the stats-saving forward must give exactly the plain forward's output"
+    # the stats-saving forward's output, as accurate as the plain forward's (bitwise equal to it today, but a
+    # retuned forward table may route a shape to another kernel: the no-grad cases check the plain path exactly)
+    assert got["fwd_rel"] <= TOL_FWD[case["dtype"]], got["fwd_rel"]
 
 
 @pytest.mark.parametrize("case", SOME_CASES, ids=lambda c: c["name"])
