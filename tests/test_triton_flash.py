@@ -19,7 +19,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import REPO, job_variables
 
 pytest.importorskip("triton")
@@ -88,7 +87,8 @@ print(json.dumps(out))
 """
 
 
-INCOMPATIBLE = "this Triton's interpreter does not run with this NumPy (Triton <= 3.6 with NumPy >= 2.3: use triton>=3.7 or numpy<2.3)"
+INCOMPATIBLE = ("this Triton's interpreter does not run with this NumPy (Triton <= 3.6 with NumPy >= 2.3: "
+                "use triton>=3.7 or numpy<2.3)")
 
 
 @pytest.fixture(scope="module")

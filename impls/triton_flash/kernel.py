@@ -1,4 +1,5 @@
-"""This project's own flash-attention forward kernel, in Triton (FlashAttention-2 schedule, online softmax).
+"""This project's own flash-attention forward kernel, in Triton (FlashAttention-2 schedule, online softmax),
+and the differentiable entry point: the backward kernels are in kernel_bwd.py beside it.
 
 Canonical (B, S, H, D) tensors are read in place through their strides: no transpose anywhere. Supported:
 fp16 and bf16, head_dim 64/128/256, causal (top-left) or not, MHA and GQA (heads a multiple of kv_heads),
@@ -7,6 +8,9 @@ One kernel, three load paths (variants.PATHS): `desc` (host tensor descriptors: 
 (descriptors built in the kernel: TMA, and the only path on which Triton 3.6 warp-specializes the K/V loop)
 and `ptr` (pointer loads, pipelined with cp.async). Import it with this folder on sys.path (bench.py and
 scripts/triton_flash/ put it there): it reads its autotune table from variants.py beside it.
+With STORE_LSE the kernel also writes each row's log-sum-exp (float32, (B, H, S)) for the backward; it is
+off for a forward-only call, whose compiled code is unchanged by it. `attention` is differentiable: when
+q, k or v requires grad it goes through kernel_bwd.FlashAttnFn, otherwise it launches the forward alone.
 """
 
 from __future__ import annotations

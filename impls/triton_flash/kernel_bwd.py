@@ -51,7 +51,7 @@ BWD_CONFIGS = {
     128: ((32, 128, 8, 3), (128, 64, 8, 3)),
     256: ((16, 64, 8, 2), (64, 32, 8, 2)),
 }
-PRE_BLOCK_M = 64  # rows per program of the delta kernel (elementwise: any size works)
+PRE_ELEMS = 8192  # elements of O (and of dO) per program of the delta kernel: 64 each per thread of 4 warps
 
 
 def unsupported_backward(head_dim: int) -> str | None:
@@ -358,14 +358,15 @@ def backward(do, q, k, v, o, lse, causal: bool, *, sm_scale: float | None = None
     bsz, seq, heads, dim = q.shape
     kv_heads = k.shape[2]
     (m1, n1, w1, s1), (m2, n2, w2, s2) = check_config(dim, config)
-    do = _last_dim_dense(do)
+    do = _last_dim_dense(do.to(q.dtype))  # autograd hands dO in o's dtype already
     scale = (1.0 / math.sqrt(dim)) if sm_scale is None else sm_scale
     interp = os.environ.get("TRITON_INTERPRET") == "1" and q.dtype == torch.bfloat16
     extra = {"INTERP_BF16": True} if interp else {}  # see kernel._attend_blocks
     if delta is None:
+        rows = PRE_ELEMS // dim
         delta = torch.empty((bsz, heads, seq), device=q.device, dtype=torch.float32)
-        _bwd_preprocess[(triton.cdiv(seq, PRE_BLOCK_M), bsz * heads)](
-            o, do, delta, *_strides(o), *_strides(do), heads, seq, HEAD_DIM=dim, BLOCK_M=PRE_BLOCK_M, num_warps=4)
+        _bwd_preprocess[(triton.cdiv(seq, rows), bsz * heads)](
+            o, do, delta, *_strides(o), *_strides(do), heads, seq, HEAD_DIM=dim, BLOCK_M=rows, num_warps=4)
     dq, dk, dv = _grad_like(q), _grad_like(k), _grad_like(v)
     common = (*_strides(q), *_strides(k), *_strides(v), *_strides(do))
     _bwd_dkdv_kernel[(triton.cdiv(seq, n1), bsz * kv_heads)](
@@ -396,6 +397,7 @@ try:
             return plan.out
 
         @staticmethod
+        @torch.autograd.function.once_differentiable  # no double backward: a clear error, not a wrong one
         def backward(ctx, do):
             q, k, v, o, lse = ctx.saved_tensors
             dq, dk, dv = backward(do, q, k, v, o, lse, ctx.causal, sm_scale=ctx.sm_scale, config=ctx.bwd_config)
