@@ -19,7 +19,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import REPO, job_variables
 
 pytest.importorskip("triton")
@@ -88,7 +87,8 @@ print(json.dumps(out))
 """
 
 
-INCOMPATIBLE = "this Triton's interpreter does not run with this NumPy (Triton <= 3.6 with NumPy >= 2.3: use triton>=3.7 or numpy<2.3)"
+INCOMPATIBLE = ("this Triton's interpreter does not run with this NumPy (Triton <= 3.6 with NumPy >= 2.3: "
+                "use triton>=3.7 or numpy<2.3)")
 
 
 @pytest.fixture(scope="module")
@@ -260,10 +260,10 @@ def test_every_python_file_in_the_job_folder_is_a_module_bench_imports():
                          timeout=120)
     assert res.returncode == 0, res.stderr[-2000:]
     imported = {Path(f).name for f in res.stdout.split() if Path(f).parent == IMPL}
-    assert {p.name for p in IMPL.glob("*.py")} - {"bench.py"} == imported == {"kernel.py", "variants.py"}
+    assert {p.name for p in IMPL.glob("*.py")} - {"bench.py"} == imported == {"kernel.py", "kernel_bwd.py", "variants.py"}
 
 
-@pytest.mark.parametrize("module", ["kernel.py", "variants.py"])
+@pytest.mark.parametrize("module", ["kernel.py", "kernel_bwd.py", "variants.py"])
 def test_editing_a_kernel_module_rekeys_the_benchmark(tmp_path, module):
     import shutil
 

@@ -12,10 +12,13 @@
 # env = ["TRITON_FA_PATH", "TRITON_FA_WS", "TRITON_FA_CONFIG"]
 # tags = { family = "triton", backend = "opbench-triton-fa", compile = "jit" }
 # ///
-"""triton_flash: this project's own flash-attention forward kernel, in Triton, run by the harness.
+"""triton_flash: this project's own flash-attention kernels, in Triton, run by the harness.
 
-The kernel and its launch are in kernel.py, the per-shape variant rules and autotune table in variants.py,
-both beside this script. The cache key hashes this impl's whole folder (every file in it), so editing either
+The forward kernel and its launch are in kernel.py, the per-shape variant rules and autotune table in
+variants.py, the backward kernels and the autograd Function in kernel_bwd.py, all beside this script.
+`attend` is differentiable: with q, k or v requiring grad, kernel.attention goes through
+kernel_bwd.FlashAttnFn (the forward also stores the log-sum-exp; backward configs: kernel_bwd.BWD_CONFIGS);
+without, it is the forward alone. The cache key hashes this impl's whole folder (every file in it), so editing either
 module re-keys the benchmark; the tuning tools live outside it, in scripts/triton_flash/. Kernels are
 JIT-compiled and autotuned on the first call of each shape (tags.compile = "jit", measured as compile_ms).
 
@@ -34,6 +37,7 @@ import opbench
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import kernel_bwd  # noqa: E402, F401 - the backward attention() takes where an input requires grad
 import variants  # noqa: E402 - the kernel's modules live beside this script
 from kernel import attention, unsupported  # noqa: E402
 

@@ -1,4 +1,5 @@
-"""This project's own flash-attention forward kernel, in Triton (FlashAttention-2 schedule, online softmax).
+"""This project's own flash-attention forward kernel, in Triton (FlashAttention-2 schedule, online softmax),
+and the differentiable entry point: the backward kernels are in kernel_bwd.py beside it.
 
 Canonical (B, S, H, D) tensors are read in place through their strides: no transpose anywhere. Supported:
 fp16 and bf16, head_dim 64/128/256, causal (top-left) or not, MHA and GQA (heads a multiple of kv_heads),
@@ -7,6 +8,9 @@ One kernel, three load paths (variants.PATHS): `desc` (host tensor descriptors: 
 (descriptors built in the kernel: TMA, and the only path on which Triton 3.6 warp-specializes the K/V loop)
 and `ptr` (pointer loads, pipelined with cp.async). Import it with this folder on sys.path (bench.py and
 scripts/triton_flash/ put it there): it reads its autotune table from variants.py beside it.
+With STORE_LSE the kernel also writes each row's log-sum-exp (float32, (B, H, S)) for the backward; it is
+off for a forward-only call, whose compiled code is unchanged by it. `attention` is differentiable: when
+q, k or v requires grad it goes through kernel_bwd.FlashAttnFn, otherwise it launches the forward alone.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ except ImportError:  # check() turns the missing package into a skip; the CPU te
 HEAD_DIMS = (64, 128, 256)
 DTYPES = ("float16", "bfloat16")
 LOG2E = 1.4426950408889634
+LN2 = constexpr(0.6931471805599453)  # 1 / LOG2E: the stored log-sum-exp is in base e
 
 # The kernel's DESC argument: how Q, K, V and O are reached.
 DESC_PTR = constexpr(0)  # pointer loads: Q, K, V, O are tensors
@@ -116,18 +121,20 @@ if triton is not None:
         return acc, l_i, m_i
 
     @triton.jit
-    def _fwd_kernel(Q, K, V, O, O_desc, qk_scale,
+    def _fwd_kernel(Q, K, V, O, O_desc, LSE, qk_scale,  # noqa: E741 - the kernel's operands by their names
                     stride_qb, stride_qs, stride_qh, stride_kb, stride_ks, stride_kh,
                     stride_vb, stride_vs, stride_vh, stride_ob, stride_os, stride_oh,
                     Z_H, H, GROUP, N_CTX,
                     HEAD_DIM: tl.constexpr, CAUSAL: tl.constexpr, DESC: tl.constexpr, WARP_SPEC: tl.constexpr,
                     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, EVEN_M: tl.constexpr, EVEN_N: tl.constexpr,
-                    INTERP_BF16: tl.constexpr = False):
+                    INTERP_BF16: tl.constexpr = False, STORE_LSE: tl.constexpr = False):
         """One program: BLOCK_M query rows of one (batch, head), all keys streamed in BLOCK_N blocks.
 
         DESC_PTR: pointer loads (Q, K, V, O are tensors). DESC_HOST: host tensor descriptors over the 2-D
         views (B*S, H*D), a tile being (row b*S + s, column h*D); O_desc is O's. DESC_DEVICE: descriptors made
         here, one per batch over (S, H*D), so their bounds are the sequence's own (Q, K, V, O are tensors).
+        STORE_LSE: also write each row's natural log-sum-exp of the scaled scores to LSE, a float32 (B*H, S)
+        tensor (kernel_bwd.py recomputes the probabilities from it); off, LSE is None and the code is unchanged.
         """
         tl.static_assert(BLOCK_M % BLOCK_N == 0)  # the causal diagonal starts on a key-block boundary
         pid_m = tl.program_id(0)
@@ -239,6 +246,12 @@ if triton is not None:
                 tl.store(o_ptrs, out)
             else:
                 tl.store(o_ptrs, out, mask=offs_m[:, None] < N_CTX)
+        if STORE_LSE:  # m_i + log2(l_i) is the base-2 log-sum-exp of the scaled scores; stored in base e
+            lse_ptrs = LSE + bh.to(tl.int64) * N_CTX + offs_m
+            if EVEN_M:
+                tl.store(lse_ptrs, (m_i + tl.math.log2(l_i)) * LN2)
+            else:  # rows past the end (on path desc the next batch's queries) are not stored
+                tl.store(lse_ptrs, (m_i + tl.math.log2(l_i)) * LN2, mask=offs_m < N_CTX)
 
     _EVEN = {"EVEN_M": lambda a: a["N_CTX"] % a["BLOCK_M"] == 0, "EVEN_N": lambda a: a["N_CTX"] % a["BLOCK_N"] == 0}
     _fwd_fixed = triton.heuristics(_EVEN)(_fwd_kernel)
@@ -284,6 +297,7 @@ class Launch:
     out: object
     args: dict  # runtime arguments, in the kernel's order
     flags: dict  # constexprs; with a pinned config also BLOCK_M, BLOCK_N, num_warps, num_stages
+    lse: object = None  # the (B, H, S) float32 log-sum-exp it fills too (store_lse), or None
 
     def grid(self, block_m: int) -> tuple[int, int]:
         """(query blocks, batch * heads): one program per BLOCK_M rows of one head."""
@@ -291,25 +305,51 @@ class Launch:
 
 
 def attention(q, k, v, causal: bool = False, *, sm_scale: float | None = None, path: str = variants.DESC,
-              warp_specialize: bool = False, config: tuple[int, int, int, int] | None = None):
+              warp_specialize: bool = False, config: tuple[int, int, int, int] | None = None, bwd_config=None):
     """softmax(q kᵀ · sm_scale) v for (B, S, H, D) q and (B, S, Hkv, D) k, v; returns a new (B, S, H, D) tensor.
 
     path: "desc" (host tensor descriptors: TMA), "devdesc" (descriptors made in the kernel: TMA, exact
     per-sequence bounds) or "ptr" (pointer loads). config (BLOCK_M, BLOCK_N, warps, stages) launches that
     config alone; None autotunes. Raises ValueError for anything the kernel does not support.
+    Differentiable: where q, k or v requires grad (and grad mode is on), the call goes through
+    kernel_bwd.FlashAttnFn, whose forward also stores the log-sum-exp and whose backward runs kernel_bwd's
+    kernels (bwd_config: see kernel_bwd.backward). Otherwise it is the forward alone, as it always was.
     """
+    if (q.requires_grad or k.requires_grad or v.requires_grad) and _grad_enabled():
+        import kernel_bwd  # beside this module; it imports this one, so not at the top
+
+        return kernel_bwd.FlashAttnFn.apply(q, k, v, causal, sm_scale, path, warp_specialize, config, bwd_config)
+    return forward(q, k, v, causal, sm_scale=sm_scale, path=path, warp_specialize=warp_specialize,
+                   config=config).out
+
+
+def _grad_enabled() -> bool:
+    import torch
+
+    return torch.is_grad_enabled()
+
+
+def forward(q, k, v, causal: bool = False, *, sm_scale=None, path=variants.DESC, warp_specialize=False, config=None,
+            store_lse: bool = False) -> Launch:
+    """Launch the forward kernel; the Launch it ran (its .out, and its .lse with store_lse). No autograd."""
     plan = launch_plan(q, k, v, causal, sm_scale=sm_scale, path=path, warp_specialize=warp_specialize,
-                       config=config)
-    if path == variants.DEVDESC and q.is_cuda:
+                       config=config, store_lse=store_lse)
+    launch(plan, path, config)
+    return plan
+
+
+def launch(plan: Launch, path: str, config) -> None:
+    """Run the forward kernel for a Launch from launch_plan (made with the same path and config)."""
+    if path == variants.DEVDESC and plan.out.is_cuda:
         triton.set_allocator(_scratch)
     if config is None:
         _autotuned()[lambda meta: plan.grid(meta["BLOCK_M"])](**plan.args, **plan.flags)
     else:
         _fwd_fixed[plan.grid(config[0])](**plan.args, **plan.flags)
-    return plan.out
 
 
-def launch_plan(q, k, v, causal, *, sm_scale=None, path=variants.DESC, warp_specialize=False, config=None) -> Launch:
+def launch_plan(q, k, v, causal, *, sm_scale=None, path=variants.DESC, warp_specialize=False, config=None,
+                store_lse=False) -> Launch:
     """The Launch for `attention`, after checking everything the kernel does not support."""
     import torch
 
@@ -342,13 +382,16 @@ def launch_plan(q, k, v, causal, *, sm_scale=None, path=variants.DESC, warp_spec
         srcs = tuple(TensorDescriptor(t.view(bsz * seq, t.shape[2] * dim), [bsz * seq, t.shape[2] * dim],
                                       [t.shape[2] * dim, 1], [rows, dim]) for t, rows in zip(srcs, (bm, bn, bn, bm)))
     scale = (1.0 / math.sqrt(dim)) if sm_scale is None else sm_scale
-    args = dict(Q=srcs[0], K=srcs[1], V=srcs[2], O=out, O_desc=srcs[3], qk_scale=scale * LOG2E)
+    lse = torch.empty((bsz, heads, seq), device=q.device, dtype=torch.float32) if store_lse else None
+    args = dict(Q=srcs[0], K=srcs[1], V=srcs[2], O=out, O_desc=srcs[3], LSE=lse, qk_scale=scale * LOG2E)
     for name, t in (("q", q), ("k", k), ("v", v), ("o", out)):
         args.update(zip((f"stride_{name}b", f"stride_{name}s", f"stride_{name}h"), t.stride()[:3]))
     args.update(Z_H=bsz * heads, H=heads, GROUP=heads // kv_heads, N_CTX=seq)
     flags = dict(HEAD_DIM=dim, CAUSAL=bool(causal), DESC=DESC_OF_PATH[path], WARP_SPEC=bool(warp_specialize))
     if os.environ.get("TRITON_INTERPRET") == "1" and q.dtype == torch.bfloat16:
         flags["INTERP_BF16"] = True  # see _attend_blocks: the interpreter's bf16 dot is wrong, the GPU's is not
+    if store_lse:
+        flags["STORE_LSE"] = True
     if config is not None:
         flags.update(BLOCK_M=config[0], BLOCK_N=config[1], num_warps=config[2], num_stages=config[3])
-    return Launch(out=out, args=args, flags=flags)
+    return Launch(out=out, args=args, flags=flags, lse=lse)
