@@ -14,7 +14,8 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("numpy")
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "shared"))
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "shared"))
 
 import opbench  # noqa: E402
 from opbench import eager, ops, sdpa  # noqa: E402
@@ -254,3 +255,83 @@ def test_records_of_every_schema_read_with_their_mode():
     with pytest.raises(ValueError, match="mode"):
         Record.from_json({**data, "mode": "sideways"})
     assert ops.MODES == MODES
+
+
+# -- the impls: who has a backward -------------------------------------------------------------------------------
+
+NO_BACKWARD = {"sage_attention", "rms_norm_hf", "layer_norm_hf", "rotary_hf", "swiglu_hf"}
+
+
+def impl_run_kwargs(name: str) -> dict:
+    """What impls/<name>/bench.py hands opbench.run (run as a script, opbench.run replaced)."""
+    import runpy
+
+    seen: dict = {}
+
+    def capture(fn, **kwargs):
+        seen.update(fn=fn, **kwargs)
+        return 0
+
+    real, opbench.run = opbench.run, capture
+    path, modules = list(sys.path), set(sys.modules)
+    try:
+        runpy.run_path(str(REPO / "impls" / name / "bench.py"), run_name="__main__")
+    except SystemExit:
+        pass
+    finally:
+        opbench.run = real
+        sys.path[:] = path
+        for m in set(sys.modules) - modules:  # each impl's kernel.py is `kernel`: never another impl's
+            if m in ("kernel", "variants"):
+                del sys.modules[m]
+    return seen
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in (REPO / "impls").iterdir() if (p / "bench.py").is_file()))
+def test_only_forward_only_impls_declare_no_backward(name):
+    kwargs = impl_run_kwargs(name)
+    assert "fn" in kwargs, name
+    if name in NO_BACKWARD:
+        assert isinstance(kwargs.get("backward"), str) and len(kwargs["backward"]) > 20, kwargs.get("backward")
+    else:
+        assert kwargs.get("backward") is None, (name, kwargs.get("backward"))
+
+
+TRITON_CHILD = r"""
+import os, sys
+sys.path.insert(0, sys.argv[1])
+import opbench
+from kernel import {fn}
+raise SystemExit(opbench.run({fn}, op="{op}", requires_cuda=False, warmup_s=0.0, time_cap_s=0.01, min_reps=3,
+                             tags={{"family": "triton", "backend": "x", "compile": "jit"}}))
+"""
+
+
+@pytest.mark.parametrize("op, fn", [("rotary", "rotary_fn"), ("swiglu", "swiglu_fn")])
+def test_our_triton_rotary_and_swiglu_run_the_backward_modes_through_their_bench_functions(tmp_path, op, fn):
+    """What their bench.py hands the harness, in Triton's CPU interpreter: each gradient right in bwd and fwd_bwd."""
+    import os
+    import subprocess
+
+    pytest.importorskip("triton")
+    assert impl_run_kwargs(f"{op}_triton")["fn"].__name__ == fn
+    suite = tmp_path / "s.toml"
+    row = "batch = 1\nseq_len = 6\nheads = 2\nhead_dim = 16" if op == "rotary" else "tokens = 5\ndim = 24"
+    suite.write_text(f'[suite]\nop = "{op}"\n\n[[workload]]\nname = "tiny"\ndtype = "float32"\n{row}\n')
+    env = {**os.environ, "TRITON_INTERPRET": "1", "ORCH_OUT": str(tmp_path), "ORCH_WORKLOADS": str(suite),
+           "ORCH_IMPL": f"{op}_triton", "ORCH_MODE": "fwd,bwd,fwd_bwd", "PYTHONPATH": str(REPO / "shared")}
+    res = subprocess.run([sys.executable, "-c", TRITON_CHILD.format(fn=fn, op=op), str(REPO / "impls" / f"{op}_triton")],
+                         env=env, capture_output=True, text=True, timeout=600)
+    if "only 0-dimensional arrays can be converted" in res.stderr:
+        pytest.skip("this Triton's interpreter does not run with this NumPy")
+    assert res.returncode == 0, res.stderr[-3000:]
+    recs = [json.loads(line) for line in (tmp_path / "results.jsonl").read_text().splitlines()]
+    assert [r["mode"] for r in recs] == list(MODES)
+    assert all(r["status"] == "ok" and r["ok"] for r in recs), [(r["mode"], r["reason"]) for r in recs]
+    assert sorted(recs[1]["grad_err"]) == sorted(GRADS[op])
+
+
+def test_every_memory_bound_hub_op_says_why_it_has_no_backward():
+    from opbench import hub
+
+    assert set(hub.NO_BACKWARD) == set(hub.OP_CALLS)
