@@ -12,9 +12,10 @@
 # timeout = 1800
 # tags = { family = "triton", backend = "opbench-triton-rotary", compile = "jit" }
 # ///
-"""rotary_triton: this project's own rotary kernel in Triton (kernel.py beside this script: one pass over memory, a fixed
-launch table, no autotuning), run by the harness through its autograd Function (`rotary_fn`: the
-same forward launch; its backward is the Triton backward kernel, for the bwd and fwd_bwd modes). Interpreter-tested on the CPU in tests/test_triton_rotary_swiglu.py."""
+"""rotary_triton: this project's own rotary kernel in Triton (kernel.py beside this script: one pass over memory,
+a fixed launch table, no autotuning), run by the harness through its autograd Function `rotary_fn` (the same forward
+launch; its backward is the Triton backward kernel, for the bwd and fwd_bwd modes). Interpreter-tested on the CPU in
+tests/test_triton_rotary_swiglu.py."""
 
 from __future__ import annotations
 

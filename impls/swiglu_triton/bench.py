@@ -12,9 +12,10 @@
 # timeout = 1800
 # tags = { family = "triton", backend = "opbench-triton-swiglu", compile = "jit" }
 # ///
-"""swiglu_triton: this project's own swiglu kernel in Triton (kernel.py beside this script: one pass over memory, a fixed
-launch table, no autotuning), run by the harness through its autograd Function (`swiglu_fn`: the
-same forward launch; its backward is the Triton backward kernel, for the bwd and fwd_bwd modes). Interpreter-tested on the CPU in tests/test_triton_rotary_swiglu.py."""
+"""swiglu_triton: this project's own swiglu kernel in Triton (kernel.py beside this script: one pass over memory,
+a fixed launch table, no autotuning), run by the harness through its autograd Function `swiglu_fn` (the same forward
+launch; its backward is the Triton backward kernel, for the bwd and fwd_bwd modes). Interpreter-tested on the CPU in
+tests/test_triton_rotary_swiglu.py."""
 
 from __future__ import annotations
 
