@@ -158,6 +158,28 @@ def orch(*args, cwd: Path = REPO, env: dict | None = None, timeout: float = 600)
     return Outcome(res.returncode, res.stdout, res.stderr)
 
 
+TORCH = "torch==2.13.0"  # the CPU build pip finds on this machine's disk; never the multi-GB CUDA build
+
+
+@pytest.fixture(scope="session")
+def torch_base() -> Path:
+    """A venv with CPU torch and numpy, made once and kept (it is large): the 'pre-built image' of host mode."""
+    import tempfile
+
+    # Kept between sessions (it is large), outside ~/.cache: a folder of the suite's own in the temp dir.
+    default = Path(tempfile.gettempdir()) / f"orchestrator-tests-{os.getuid()}" / "torch-base"
+    root = Path(os.environ.get("ORCH_TEST_TORCH_BASE") or default)
+    py = root / "bin" / "python"
+    if not (root / ".complete").is_file():
+        subprocess.run([sys.executable, "-m", "venv", "--clear", str(root)], check=True)
+        res = subprocess.run([str(py), "-m", "pip", "install", "--quiet", "--only-binary=:all:", TORCH, "numpy"],
+                             capture_output=True, text=True)
+        if res.returncode != 0:
+            pytest.skip(f"cannot install the CPU torch build here: {res.stderr.strip().splitlines()[-1:]}")
+        (root / ".complete").write_text("")
+    return py
+
+
 @pytest.fixture(scope="session")
 def uv_cache(tmp_path_factory) -> Path:
     """A uv cache of the session's own, for tests that pass it explicitly."""

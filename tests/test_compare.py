@@ -161,3 +161,44 @@ def test_compare_the_published_results_with_themselves_from_any_cwd(tmp_path, cw
     compared = int(out.stdout.strip().splitlines()[-1].split()[0])
     assert compared > 50 and "0 regression(s)" in out.stdout
     assert "note:" not in out.stdout  # before (through a combine folder's records): "results of 2 runs" per impl
+
+
+def _moded(folder: Path, rows: dict, finished: str = "2025-06-01T10:00:00", seed: int = 0) -> Path:
+    """One impl's entry of schema 3 records: rows maps (workload, mode) -> p50."""
+    rng = random.Random(seed)
+    entry = folder / "torch_flash" / f"k{seed}"
+    entry.mkdir(parents=True)
+    lines = []
+    for (wl, mode), p50 in rows.items():
+        raw = [round(p50 * rng.lognormvariate(0, 0.02), 6) for _ in range(100)]
+        lines.append(json.dumps({"schema": 3, "op": "attention", "mode": mode, "impl": "torch_flash", "wl": {"name": wl},
+                                 "lat_ms": {"p50": sorted(raw)[50], "raw": raw}, "ok": True, "status": "ok"}))
+    (entry / "results.jsonl").write_text("\n".join(lines) + "\n")
+    (entry / "manifest.json").write_text(json.dumps({"name": "torch_flash", "finished": finished}))
+    return folder
+
+
+def test_a_backward_is_compared_with_the_backward_of_the_same_workload(tmp_path):
+    a = _moded(tmp_path / "a", {("w", "fwd"): 1.0, ("w", "bwd"): 2.5})
+    b = _moded(tmp_path / "b", {("w", "fwd"): 1.0, ("w", "bwd"): 3.0, ("w", "fwd_bwd"): 4.0}, seed=1)
+    code, text = run(a, b)
+    assert code == 1, text
+    rows = {tuple(line.split()[1:3]): line for line in text.splitlines() if line.startswith("torch_flash ")}
+    assert set(rows) == {("w", "fwd"), ("w", "bwd")}  # never the forward's 1.0 against the backward's 3.0
+    assert "SLOWER" in rows[("w", "bwd")] and "SLOWER" not in rows[("w", "fwd")]
+    assert text.splitlines()[4].split()[:3] == ["impl", "workload", "mode"]
+    assert "only in B: torch_flash w [fwd_bwd]" in text
+
+
+def test_records_without_a_mode_are_forwards(tmp_path):
+    a = write_results(tmp_path / "a", seed=1)  # no schema, no mode: forwards
+    b = tmp_path / "b"
+    for impl in IMPLS:
+        entry = b / impl / "k"
+        entry.mkdir(parents=True)
+        lines = [json.dumps({"schema": 3, "op": "attention", "mode": "bwd", "impl": impl, "wl": {"name": wl},
+                             "lat_ms": {"p50": 9.0, "raw": [9.0] * 10}, "ok": True, "status": "ok"})
+                 for wl, _ in WORKLOADS]
+        (entry / "results.jsonl").write_text("\n".join(lines) + "\n")
+    with pytest.raises(UserError, match="no impl x workload x mode in common"):
+        run(a, b)

@@ -14,6 +14,7 @@ np = pytest.importorskip("numpy")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "shared"))
 
 import opbench  # noqa: E402
+from opbench.ops import attention  # noqa: E402
 
 TAGS = {"family": "jax", "backend": "xla", "compile": "jit"}
 SUITE = """
@@ -48,12 +49,15 @@ def harness(tmp_path, monkeypatch):
     monkeypatch.setenv("ORCH_WORKLOADS", str(suite))
     monkeypatch.setenv("ORCH_IMPL", "jax_test")
 
-    def go(fn, **kw):
+    def go(fn, mode="fwd", **kw):
+        monkeypatch.setenv("ORCH_MODE", mode)
         kw = {"tags": TAGS, "framework": "jax", "requires_cuda": False, "warmup_s": 0.0, "time_cap_s": 0.05,
               "min_reps": 3, **kw}
         code = opbench.run(fn, **kw)
         recs = [json.loads(line) for line in (tmp_path / "results.jsonl").read_text().splitlines()]
-        return code, {r["wl"]["name"]: r for r in recs}
+        if mode == "fwd":
+            return code, {r["wl"]["name"]: r for r in recs}
+        return code, {(r["wl"]["name"], r["mode"]): r for r in recs}
 
     return go
 
@@ -101,11 +105,60 @@ def test_jax_reference_in_padded_blocks_matches_the_torch_reference(monkeypatch,
     from opbench.jax_backend import JaxBackend
     from opbench.torch_backend import TorchBackend
 
-    monkeypatch.setitem(jax_backend.REF_BUDGET, "cpu", 4 * 4 * 40 * 7)  # 7 rows a block: 40 rows need padding
-    monkeypatch.setitem(jax_backend.REF_BUDGET, "gpu", 4 * 4 * 40 * 7)
+    monkeypatch.setitem(attention.REF_BUDGET, "cpu", 4 * 4 * 40 * 7)  # 7 rows a block: 40 rows need padding
+    monkeypatch.setitem(attention.REF_BUDGET, "gpu", 4 * 4 * 40 * 7)
     wl = opbench.Workload.attention("r", 1, 40, 4, kv_heads, 8, "float32", causal)
     jb, tb = JaxBackend.create(), TorchBackend.create()
-    ref_j = np.asarray(jb.reference(*jb.inputs(wl), wl))
-    ref_t = tb.reference(*tb.inputs(wl), wl).cpu().numpy()
+    ref_j = np.asarray(jb.reference(jb.inputs(wl), wl))
+    ref_t = tb.reference(tb.inputs(wl), wl).cpu().numpy()
     assert ref_j.shape == (1, 40, 4, 8)
     assert np.allclose(ref_j, ref_t, atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("causal, kv_heads", [(False, 4), (True, 2)])
+def test_jax_reference_gradients_in_padded_blocks_match_the_torch_ones(monkeypatch, causal, kv_heads):
+    pytest.importorskip("torch")
+    from opbench.jax_backend import JaxBackend
+    from opbench.torch_backend import TorchBackend
+
+    monkeypatch.setitem(attention.REF_BUDGET, "cpu", 4 * 4 * 4 * 40 * 7)  # 7 rows a block: 40 rows need padding
+    wl = opbench.Workload.attention("r", 1, 40, 4, kv_heads, 8, "float32", causal)
+    jb, tb = JaxBackend.create(), TorchBackend.create()
+    got = jb.grad_reference(jb.inputs(wl), jb.upstream(wl), wl)
+    want = tb.grad_reference(tb.inputs(wl), tb.upstream(wl), wl)
+    assert sorted(got) == ["dk", "dq", "dv"] and got["dk"].shape == (1, 40, kv_heads, 8)
+    for name in want:
+        assert np.allclose(np.asarray(got[name]), want[name].numpy(), atol=1e-5, rtol=1e-4), name
+
+
+def test_jax_backward_modes_time_the_vjp_and_check_each_gradient(harness):
+    code, recs = harness(lambda q, k, v, causal: xla_attention(q, k, v, causal=causal), mode="fwd,bwd,fwd_bwd")
+    assert code == 0 and len(recs) == 6
+    for (name, mode), rec in recs.items():
+        assert rec["status"] == "ok" and rec["ok"] is True and rec["mode"] == mode, rec
+        assert rec["lat_ms"]["mode"] == "xla-batch" and rec["lat_ms"]["p50"] > 0
+        wl = opbench.Workload.from_json(rec["wl"])
+        factor = {"fwd": 1.0, "bwd": 2.5, "fwd_bwd": 3.5}[mode]
+        assert rec["tflops"] * rec["lat_ms"]["p50"] * 1e9 == pytest.approx(factor * wl.flops, rel=1e-3)
+        if mode != "fwd":
+            assert sorted(rec["grad_err"]) == ["dk", "dq", "dv"] and max(rec["grad_err"].values()) < 1e-4
+
+
+def test_a_wrong_jax_backward_is_flagged(harness):
+    @jax.custom_vjp
+    def attend(q, k, v):
+        return xla_attention(q, k, v, causal=False)
+
+    def fwd(q, k, v):
+        out, vjp = jax.vjp(lambda a, b, c: xla_attention(a, b, c, causal=False), q, k, v)
+        return out, vjp
+
+    def bwd(vjp, dy):
+        dq, dk, dv = vjp(dy)
+        return dq, dk, 2 * dv
+
+    attend.defvjp(fwd, bwd)
+    _, recs = harness(lambda q, k, v, causal: attend(q, k, v), mode="fwd,bwd")
+    assert recs[("plain", "fwd")]["ok"] is True
+    bad = recs[("plain", "bwd")]
+    assert bad["ok"] is False and "gradient dv" in bad["reason"] and bad["grad_err"]["dq"] < 1e-4

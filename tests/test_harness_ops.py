@@ -170,7 +170,7 @@ def test_each_familys_torch_eager_impl_runs_smoke_correctly(op, tmp_path):
     assert res.returncode == 0, res.stderr[-2000:]
     assert [r["wl"]["name"] for r in recs] == [w.name for w in load_suite("smoke", op).workloads]
     for r in recs:
-        assert r["schema"] == 2 and r["op"] == op and r["status"] == "ok" and r["ok"], r
+        assert r["schema"] == 3 and r["op"] == op and r["mode"] == "fwd" and r["status"] == "ok" and r["ok"], r
         assert r["gbps"] > 0 and r["pct_bandwidth"] is None and r["l2"]["policy"] == "cold", r
         assert r["tags"]["family"] == "torch-eager"
 

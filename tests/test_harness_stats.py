@@ -84,9 +84,10 @@ def test_record_line_is_strict_json_and_round_trips():
                  compile_ms=5.0, peak_bytes=123, tflops=1.5, pct_peak=None, ok=True,
                  err=judge(1e-3, 2e-3, True, 1e-2))
     data = json.loads(rec.to_line())
-    assert list(data) == ["schema", "op", "impl", "wl", "lat_ms", "compile_ms", "peak_bytes", "tflops", "pct_peak",
-                          "gbps", "pct_bandwidth", "l2", "ok", "err", "tags", "env", "status", "reason"]
-    assert data["schema"] == 2 and data["op"] == "attention"
+    assert list(data) == ["schema", "op", "mode", "impl", "wl", "lat_ms", "compile_ms", "peak_bytes", "tflops",
+                          "pct_peak", "gbps", "pct_bandwidth", "l2", "ok", "err", "grad_err", "tags", "env", "status",
+                          "reason"]
+    assert data["schema"] == 3 and data["op"] == "attention" and data["mode"] == "fwd" and data["grad_err"] is None
     assert set(data["wl"]) == {"name", "batch", "seq_len", "heads", "kv_heads", "head_dim", "dtype", "causal"}
     assert set(data["env"]) == {"device", "sm", "driver", "cuda", "torch", "python", "packages", "peak_tflops",
                                 "copy_gbps"}

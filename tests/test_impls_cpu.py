@@ -4,33 +4,11 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
-import tempfile
 from pathlib import Path
 
 import pytest
 
 from conftest import REPO, orch
-
-TORCH = "torch==2.13.0"  # the CPU build pip finds on this machine's disk; never the multi-GB CUDA build
-
-
-@pytest.fixture(scope="session")
-def torch_base() -> Path:
-    """A venv with CPU torch and numpy, made once and kept (it is large): the 'pre-built image' of host mode."""
-    # Kept between sessions (it is large), outside ~/.cache: a folder of the suite's own in the temp dir.
-    default = Path(tempfile.gettempdir()) / f"orchestrator-tests-{os.getuid()}" / "torch-base"
-    root = Path(os.environ.get("ORCH_TEST_TORCH_BASE") or default)
-    py = root / "bin" / "python"
-    if not (root / ".complete").is_file():
-        subprocess.run([sys.executable, "-m", "venv", "--clear", str(root)], check=True)
-        res = subprocess.run([str(py), "-m", "pip", "install", "--quiet", "--only-binary=:all:", TORCH, "numpy"],
-                             capture_output=True, text=True)
-        if res.returncode != 0:
-            pytest.skip(f"cannot install the CPU torch build here: {res.stderr.strip().splitlines()[-1:]}")
-        (root / ".complete").write_text("")
-    return py
 
 
 @pytest.fixture(scope="session")
@@ -77,3 +55,29 @@ def test_cpu_capable_impls_really_ran(smoke_run):
     _, artifacts = smoke_run
     ran = {n for n in impl_names() if {r["status"] for r in records(artifacts, n)} == {"ok"}}
     assert {"torch_math", "torch_flash"} <= ran, ran
+
+
+# The torch eager impls (attention's SDPA math and flash, each family's eager function) in the backward modes: their
+# gradients checked against the fp32 reference's on the CPU, an impl without a backward skipped with its reason.
+EAGER = ("torch_math", "torch_flash", "rms_norm_torch", "layer_norm_torch", "rotary_torch", "swiglu_torch")
+
+
+@pytest.fixture(scope="session")
+def backward_run(torch_base, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("impls-cpu-bwd")
+    out = orch("run", *EAGER, "--mode", "bwd,fwd_bwd", "--no-combine", "--workloads", "smoke", "--artifacts",
+               tmp / "artifacts", "--envs-dir", tmp / "envs", "--python", torch_base, "--offline",
+               env={"ORCH_FORCE_CPU": "1"}, timeout=1800)
+    return out, tmp / "artifacts"
+
+
+def test_eager_impls_run_the_backward_modes_on_cpu_with_every_gradient_checked(backward_run):
+    out, artifacts = backward_run
+    assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-2000:]
+    assert "mode bwd,fwd_bwd" in out.stdout.splitlines()[0]
+    for name in EAGER:
+        recs = records(artifacts, name)
+        assert {r["mode"] for r in recs} == {"bwd", "fwd_bwd"}, name
+        for r in recs:
+            assert r["status"] == "ok" and r["ok"] is True, (name, r["wl"]["name"], r["mode"], r.get("reason"))
+            assert r["grad_err"] and all(v is not None and v <= r["err"]["tol"] for v in r["grad_err"].values())

@@ -12,8 +12,10 @@
 # timeout = 1800
 # tags = { family = "triton", backend = "opbench-triton-rotary", compile = "jit" }
 # ///
-"""rotary_triton: this project's own rotary kernel in Triton (kernel.py beside this script: one pass over memory, a fixed
-launch table, no autotuning), run by the harness. Interpreter-tested on the CPU in tests/test_triton_rotary_swiglu.py."""
+"""rotary_triton: this project's own rotary kernel in Triton (kernel.py beside this script: one pass over memory,
+a fixed launch table, no autotuning), run by the harness through its autograd Function `rotary_fn` (the same forward
+launch; its backward is the Triton backward kernel, for the bwd and fwd_bwd modes). Interpreter-tested on the CPU in
+tests/test_triton_rotary_swiglu.py."""
 
 from __future__ import annotations
 
@@ -24,7 +26,7 @@ import opbench
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from kernel import rotary  # noqa: E402 - the kernel lives beside this script
+from kernel import rotary_fn  # noqa: E402 - the kernel lives beside this script
 
 
 def check():
@@ -33,4 +35,4 @@ def check():
 
 
 if __name__ == "__main__":
-    raise SystemExit(opbench.run(rotary, op="rotary", check=check, packages=("triton",)))
+    raise SystemExit(opbench.run(rotary_fn, op="rotary", check=check, packages=("triton",)))

@@ -17,6 +17,7 @@ It is quantized, so it declares its own tolerance (its rel-L2 error is about 1.3
 default smooth_k it subtracts the keys' mean in place (k -= mean); attention is unchanged by that shift,
 and the harness computes the reference before the first call. The quantization kernels are part of the
 call and are timed with it. Head dims other than 64, 96 and 128 are refused by the package (error records).
+It has no backward: its bwd and fwd_bwd records are skipped with that reason.
 """
 
 import opbench
@@ -37,5 +38,7 @@ def check():
     opbench.probe(lambda: attend(x, x.clone(), x, False), "sageattention cannot run here")
 
 
+NO_BACKWARD = "SageAttention's sageattn is a forward-only (inference) kernel: no autograd backward"
+
 if __name__ == "__main__":
-    raise SystemExit(opbench.run(attend, check=check, tolerance=TOLERANCE))
+    raise SystemExit(opbench.run(attend, check=check, tolerance=TOLERANCE, backward=NO_BACKWARD))

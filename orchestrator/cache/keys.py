@@ -41,8 +41,10 @@ def key_inputs(
     python: dict,
     variables: dict[str, str | None],
     settings: dict | None = None,
+    mode: str | None = None,
 ) -> dict:
-    """The recorded inputs of a job's key; `upstreams` maps name -> {"key": ..., plus status for stages}."""
+    """The recorded inputs of a job's key; `upstreams` maps name -> {"key": ..., plus status for stages}. mode: what
+    the job times (model/mode.mode_text), None for the default forward, which adds nothing (older keys stand)."""
     inputs = {
         "format": KEY_FORMAT,
         "name": job.name,
@@ -60,6 +62,8 @@ def key_inputs(
     }
     if job.stage:  # a stage takes run settings through its variables
         inputs["settings"] = settings
+    elif mode is not None:
+        inputs["mode"] = mode
     return inputs
 
 

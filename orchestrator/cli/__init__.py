@@ -57,6 +57,8 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--python", default=None, help="host mode: layer every env over this interpreter's packages")
     p.add_argument("--wheelhouse", type=Path, action="append", default=[], help="extra folder of wheels (repeatable)")
     p.add_argument("--offline", action="store_true", help="never touch the network: wheels from --wheelhouse/uv's cache only")
+    p.add_argument("--mode", default=None, metavar="fwd,bwd,fwd_bwd",
+                   help="what to time: the forward (fwd, default), the backward alone (bwd), both (fwd_bwd); a comma list")
 
 
 def _run_args(p: argparse.ArgumentParser) -> None:

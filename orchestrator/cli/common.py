@@ -14,6 +14,7 @@ from orchestrator.frozen import replace
 from orchestrator.model.context import REPO, Context
 from orchestrator.model.device import detect_device
 from orchestrator.model.job import SCRIPT_FILE, Job, discover, with_upstreams
+from orchestrator.model.mode import parse_modes
 from orchestrator.model.suite import resolve_suites
 from orchestrator.run.stage import check_reserved
 
@@ -49,7 +50,8 @@ def make_context(args, **overrides) -> Context:
     ctx = Context(
         impls_dir=impls_dir, store=store, envs_dir=(args.envs_dir or default_envs_dir()).resolve(),
         suites=suites, device=device, interp=Interpreter.current(), wheelhouses=tuple(args.wheelhouse), offline=args.offline,
-        gpus=_gpus(getattr(args, "gpus", None), device), parsed=known, **overrides,
+        gpus=_gpus(getattr(args, "gpus", None), device), parsed=known, modes=parse_modes(getattr(args, "mode", None)),
+        **overrides,
     )
     if args.python:
         from orchestrator.env.host import Base

@@ -76,7 +76,8 @@ def _newest_entry(ctx: Context, name: str):
 
 
 def _result_lines(entry: Path, limit: int = 50) -> list[str]:
-    """One line per result record of an entry: workload, status, p50 and correctness (at most `limit`)."""
+    """One line per result record of an entry: workload (and its mode unless fwd), status, p50 and correctness
+    (at most `limit`)."""
     lines: list[str] = []
     for path in sorted(entry.rglob("*.jsonl")):
         if "_logs" in path.relative_to(entry).parts:
@@ -99,7 +100,9 @@ def _result_lines(entry: Path, limit: int = 50) -> list[str]:
                 labels: dict = {True: "correct", False: "WRONG"}
                 ok = labels.get(rec.get("ok"), "")
                 reason = f"  {rec.get('reason')}" if rec.get("reason") else ""
-                lines.append(f"  {str(wl.get('name', '?'))[:40]:<24} {status[:10]:<8} {p50:>12}  {ok}{reason[:200]}")
+                mode = rec.get("mode") if rec.get("mode") not in (None, "fwd") else ""
+                name = str(wl.get("name", "?"))[:40] + (f" [{str(mode)[:10]}]" if mode else "")
+                lines.append(f"  {name:<24} {status[:10]:<8} {p50:>12}  {ok}{reason[:200]}")
     return lines
 
 

@@ -8,6 +8,7 @@ from orchestrator.cli.common import load_jobs, make_context, select
 from orchestrator.errors import UserError
 from orchestrator.model.context import Context
 from orchestrator.model.job import Job
+from orchestrator.model.mode import mode_text
 from orchestrator.run.stage import STAGE, stage_job
 
 
@@ -56,7 +57,9 @@ def _execute(ctx: Context, jobs: dict[str, Job], to_run: list[str], forced: set[
     started = time.time()
     everything = select(jobs, ["all"]) if combine else to_run
     shown = [*to_run, STAGE] if combine else to_run
-    print(f"{len(shown)} jobs · suite {ctx.suites.name} · {ctx.device.fingerprint} · artifacts {ctx.store.root}", flush=True)
+    modes = f" · mode {mode_text(ctx.modes)}" if mode_text(ctx.modes) else ""
+    print(f"{len(shown)} jobs · suite {ctx.suites.name}{modes} · {ctx.device.fingerprint} · artifacts {ctx.store.root}",
+          flush=True)
     progress = Progress(shown)
     runner = JobRunner(ctx, make_executor(progress))
     try:

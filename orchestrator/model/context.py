@@ -35,6 +35,7 @@ class Context:
     wheelhouses: tuple[Path, ...] = ()
     offline: bool = False
     baseline: str = "torch_math"  # the combine stage's speedup reference
+    modes: tuple[str, ...] = ("fwd",)  # what the jobs time (model/mode.py); the default adds nothing to a key
     provider: EnvProvider = ISOLATED  # where envs come from: isolated (default) or host mode (env.host.Base)
     parsed: Parsed = field(default_factory=Parsed, compare=False, repr=False)  # metadata parsed before, by content
     _uv: list = field(default_factory=list, compare=False, repr=False)

@@ -1,7 +1,8 @@
 """`python -m orchestrator compare A B`: is B slower than A, beyond noise?
 
 A and B are each a combine artifact folder (upstreams.json names the upstream folders) or any folder holding
-result `*.jsonl` files (searched recursively). For each impl x workload in both: the ratio of medians (B/A) and
+result `*.jsonl` files (searched recursively). For each impl x workload x mode in both (a forward is compared with a
+forward, a backward with a backward; records without a mode are forwards): the ratio of medians (B/A) and
 a two-sided Mann-Whitney U test on the raw times. A regression is B slower by more than `threshold` with
 p < alpha, or a result that was correct in A and is wrong in B. Standard library only, imported only by the
 compare command.
@@ -23,10 +24,11 @@ UPSTREAMS = "upstreams.json"
 
 @dataclass(frozen=True)
 class Sample:
-    """One impl x workload measurement: its raw times (ms), median, correctness, where and when it was made."""
+    """One impl x workload x mode measurement: its raw times (ms), median, correctness, where and when it was made."""
 
     impl: str
     workload: str
+    mode: str
     raw: tuple[float, ...]
     p50: float | None  # None: no usable median (missing or NaN); such a sample is "not comparable"
     ok: bool | None
@@ -38,6 +40,7 @@ class Sample:
 class Row:
     impl: str
     workload: str
+    mode: str
     a: float | None
     b: float | None
     ratio: float | None
@@ -144,13 +147,13 @@ def result_files(folder: Path) -> list[tuple[Path, Path]]:
     return files
 
 
-def load(folder: Path, warn) -> dict[tuple[str, str], Sample]:
-    """impl x workload -> Sample of the measured results under folder; of several runs the newest (by the
+def load(folder: Path, warn) -> dict[tuple[str, str, str], Sample]:
+    """(impl, workload, mode) -> Sample of the measured results under folder; of several runs the newest (by the
     manifest's `finished` time) wins."""
     if not folder.is_dir():
         raise UserError(f"{folder}: not a folder; give a combine artifact folder or a folder of result *.jsonl files")
     found: dict = {}
-    record_op = _record_op()  # the harness's schema rule, loaded once for every line
+    rules = _schema_rules()  # the harness's schema rules, loaded once for every line
     for path, root in result_files(folder):
         when = _manifest_time(path, root)
         for lineno, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
@@ -159,9 +162,9 @@ def load(folder: Path, warn) -> dict[tuple[str, str], Sample]:
             except ValueError:
                 warn(f"{path}:{lineno}: not JSON; line skipped")
                 continue
-            s = _sample(rec, f"{path}:{lineno}", when, warn, record_op)
+            s = _sample(rec, f"{path}:{lineno}", when, warn, rules)
             if s is not None:
-                found.setdefault((s.impl, s.workload), []).append(s)
+                found.setdefault((s.impl, s.workload, s.mode), []).append(s)
     out: dict = {}
     runs: dict[str, set] = {}
     for key, samples in sorted(found.items()):
@@ -183,21 +186,24 @@ def _iso(t: float) -> str:
     return datetime.fromtimestamp(t, timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-def _record_op():
-    """The harness's reading of a record's schema and op (opbench/schema.py: one definition of the record)."""
+def _schema_rules():
+    """The harness's reading of a record's schema, op and mode (opbench/schema.py: one definition of the record)."""
     from orchestrator.model.context import REPO
     from orchestrator.model.suite import harness_suite_module
 
-    return harness_suite_module(REPO / "shared" / "opbench", "schema").record_op
+    schema = harness_suite_module(REPO / "shared" / "opbench", "schema")
+    return schema.record_op, schema.record_mode
 
 
-def _sample(rec, where: str, when: float | None, warn=None, record_op=None) -> Sample | None:
+def _sample(rec, where: str, when: float | None, warn=None, rules=None) -> Sample | None:
     """A Sample from a measured record (its median None when missing or NaN); None for skipped, errored or
-    malformed ones, and for a record of a schema or op the harness cannot read (warned about)."""
+    malformed ones, and for a record of a schema, op or mode the harness cannot read (warned about)."""
     if not isinstance(rec, dict) or rec.get("status", "ok") != "ok":
         return None
+    record_op, record_mode = rules or _schema_rules()
     try:
-        (record_op or _record_op())(rec)
+        record_op(rec)
+        mode = record_mode(rec)
     except ValueError as exc:
         if warn is not None:
             warn(f"{where}: {exc}; record skipped")
@@ -213,13 +219,13 @@ def _sample(rec, where: str, when: float | None, warn=None, record_op=None) -> S
     if p50 is not None and not (math.isfinite(p50) and p50 > 0):
         p50 = None  # NaN, infinite, zero or negative: a measured record that cannot be compared
     ok = rec.get("ok") if isinstance(rec.get("ok"), bool) else None
-    return Sample(rec["impl"], str(wl.get("name", "?")), raw, p50, ok, where, when)
+    return Sample(rec["impl"], str(wl.get("name", "?")), mode, raw, p50, ok, where, when)
 
 
 def judge(a: Sample, b: Sample, threshold: float, alpha: float) -> Row:
     if a.p50 is None or b.p50 is None:
         verdict = "NOW WRONG" if a.ok is True and b.ok is False else "not comparable"
-        return Row(a.impl, a.workload, a.p50, b.p50, None, None, verdict)
+        return Row(a.impl, a.workload, a.mode, a.p50, b.p50, None, None, verdict)
     ratio = b.p50 / a.p50
     p = mann_whitney(a.raw, b.raw) if len(a.raw) >= 2 and len(b.raw) >= 2 else None
     if a.ok is True and b.ok is False:
@@ -234,7 +240,7 @@ def judge(a: Sample, b: Sample, threshold: float, alpha: float) -> Row:
         verdict = "faster"
     else:
         verdict = f"within {threshold:.0%}"
-    return Row(a.impl, a.workload, a.p50, b.p50, ratio, p, verdict)
+    return Row(a.impl, a.workload, a.mode, a.p50, b.p50, ratio, p, verdict)
 
 
 def _num(x: float | None, fmt: str) -> str:
@@ -242,11 +248,11 @@ def _num(x: float | None, fmt: str) -> str:
 
 
 def table(rows: list[Row]) -> str:
-    head = ("impl", "workload", "A p50 ms", "B p50 ms", "B/A", "p", "verdict")
-    body = [(r.impl, r.workload, _num(r.a, ".4f"), _num(r.b, ".4f"), _num(r.ratio, ".3f"),
+    head = ("impl", "workload", "mode", "A p50 ms", "B p50 ms", "B/A", "p", "verdict")
+    body = [(r.impl, r.workload, r.mode, _num(r.a, ".4f"), _num(r.b, ".4f"), _num(r.ratio, ".3f"),
              "-" if r.p is None else f"{r.p:.1e}", r.verdict) for r in rows]
     widths = [max(len(str(x[i])) for x in [head, *body]) for i in range(len(head))]
-    right = {2, 3, 4, 5}
+    right = {3, 4, 5, 6}
     lines = ["  ".join(str(c).rjust(w) if i in right else str(c).ljust(w) for i, (c, w) in enumerate(zip(x, widths)))
              for x in [head, *body]]
     lines.insert(1, "-" * len(lines[0]))
@@ -254,8 +260,8 @@ def table(rows: list[Row]) -> str:
 
 
 def compare(a: Path, b: Path, threshold: float = 0.05, alpha: float = 0.01, out=None) -> int:
-    """Print the comparison of B against A; 1 when any impl x workload regressed, else 0; nothing in common is a
-    user error (exit 2)."""
+    """Print the comparison of B against A; 1 when any impl x workload x mode regressed, else 0; nothing in common is
+    a user error (exit 2)."""
     out = out or sys.stdout
     notes: list[str] = []
     sa, sb = load(Path(a), notes.append), load(Path(b), notes.append)
@@ -264,7 +270,7 @@ def compare(a: Path, b: Path, threshold: float = 0.05, alpha: float = 0.01, out=
         raise UserError(f"{empty}: no measured result records found (looked for *.jsonl and upstreams.json)")
     common = sorted(sa.keys() & sb.keys())
     if not common:
-        raise UserError(f"{a} and {b} have no impl x workload in common: nothing to compare")
+        raise UserError(f"{a} and {b} have no impl x workload x mode in common: nothing to compare")
     rows = [judge(sa[k], sb[k], threshold, alpha) for k in common]
     print(f"A: {a}\nB: {b}\nregression: B slower than A by more than {threshold:.0%} with Mann-Whitney p < {alpha:g}, "
           "or correct in A and wrong in B\n", file=out)
@@ -272,7 +278,8 @@ def compare(a: Path, b: Path, threshold: float = 0.05, alpha: float = 0.01, out=
     only_a, only_b = sorted(sa.keys() - sb.keys()), sorted(sb.keys() - sa.keys())
     for label, keys in (("only in A", only_a), ("only in B", only_b)):
         if keys:
-            print(f"\n{label}: " + ", ".join(f"{i} {w}" for i, w in keys), file=out)
+            print(f"\n{label}: " + ", ".join(f"{i} {w}" + ("" if m == "fwd" else f" [{m}]") for i, w, m in keys),
+                  file=out)
     for note in notes:
         print(f"note: {note}", file=out)
     bad = [r for r in rows if r.regression]

@@ -15,6 +15,7 @@ from orchestrator.errors import StoreError
 from orchestrator.executors.local import Launch, LocalExecutor
 from orchestrator.frozen import dataclass
 from orchestrator.model.context import Context
+from orchestrator.model.mode import VARIABLE, mode_text
 from orchestrator.run.plan import Planned
 from orchestrator.run.stage import stage_settings
 
@@ -107,6 +108,9 @@ class JobRunner:
             "VIRTUAL_ENV": str(env.root),
             "PYTHONNOUSERSITE": "1",
         }
+        mode = mode_text(self.ctx.modes)
+        if mode is not None and not job.stage:  # absent: the forward, as every job before modes existed
+            v[VARIABLE] = mode
         roots = [str(dep.root) for dep in job.path_deps]
         if roots:
             v["PYTHONPATH"] = os.pathsep.join(roots)

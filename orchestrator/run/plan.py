@@ -12,6 +12,7 @@ from orchestrator.errors import UserError
 from orchestrator.frozen import dataclass
 from orchestrator.model.context import Context
 from orchestrator.model.job import Job
+from orchestrator.model.mode import mode_text
 from orchestrator.run.stage import stage_settings
 
 
@@ -155,6 +156,7 @@ def job_key(job: Job, lock_text: str | None, ctx: Context, trees: TreeHashes, up
         workloads=workloads_input(job, ctx), device=ctx.device.fingerprint, base=ctx.provider.key_input(ctx),
         python=job_python(ctx),
         variables={v: os.environ.get(v) for v in job.env}, settings=stage_settings(ctx) if job.stage else None,
+        mode=mode_text(ctx.modes),
     )
     return inputs, key_of(inputs)
 

@@ -121,7 +121,7 @@ def main() -> int:
         print(f"combine: {src}: cannot read the upstreams file ({exc})", file=sys.stderr)
         return 2
     model = build(upstreams, os.environ.get("ORCH_BASELINE") or DEFAULT_BASELINE)
-    charts = {sec.op: report_figures.section_charts(sec, model.device) for sec in model.sections}
+    charts = {sec.key: report_figures.section_charts(sec, model.device) for sec in model.sections}
     write(out, "latency.csv", csv_text(upstreams))
     (out / "charts").mkdir(exist_ok=True)
     svgs = {}

@@ -100,7 +100,7 @@ def _ordered(lines: list[Line]) -> tuple:
 
 
 def _name(sec: Section, kind: str, g: Group) -> str:
-    return f"{sec.op}-{kind}" if len(sec.groups) <= 1 else f"{g.slug}-{kind}"
+    return f"{sec.key}-{kind}" if len(sec.groups) <= 1 else f"{g.slug}-{kind}"
 
 
 def _title(sec: Section, what: str, g: Group, better: str) -> str:
@@ -112,7 +112,7 @@ def _categories(sec: Section, g: Group) -> tuple:
 
 
 def _groups(sec: Section) -> tuple:
-    return sec.groups or (Group(f"{sec.op}-none", "", ()),)
+    return sec.groups or (Group(f"{sec.key}-none", "", ()),)
 
 
 def latency(sec: Section, device: str) -> list[Chart]:

@@ -1,6 +1,8 @@
-"""What the report shows, computed once from the upstreams: one section per op (its workloads in chart groups,
-one series per impl with data, its ranking, baseline and ceiling), the impls that have nothing to show and why,
-the device. Series are styled from their names (colour, marker, dash), so adding an impl never restyles another.
+"""What the report shows, computed once from the upstreams: one section per op and mode (its workloads in chart
+groups, one series per impl with data, its ranking, baseline and ceiling), the impls that have nothing to show and
+why, the device. A backward is never ranked, charted or compared with a forward: each mode is a section of its own
+(the forward's keeps the op's name; a run without backward records has exactly the sections it always had). Series
+are styled from their names (colour, marker, dash), so adding an impl never restyles another.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import statistics
 from collections import Counter
 from dataclasses import dataclass
 
-from opbench import ops
+from opbench import ops, schema
 from report_records import Rec, Upstream
 
 # Distinct hues (no pure red: red is kept for "wrong result").
@@ -29,6 +31,7 @@ SHORT = {"batch": "B", "seq_len": "S", "heads": "H", "kv_heads": "KV", "head_dim
 DEFAULT_BASELINE = "torch_math"
 EAGER_FAMILY = "torch-eager"  # a family op's baseline when the run's baseline is not one of its impls
 METRIC_UNIT = {"tflops": "TFLOP/s", "gbps": "GB/s"}
+MODE_NAMES = {"fwd": "forward", "bwd": "backward", "fwd_bwd": "forward + backward"}
 
 
 @dataclass(frozen=True)
@@ -130,13 +133,18 @@ def _canon(name: str) -> str:
 
 @dataclass(frozen=True)
 class Missing:
-    """An impl with nothing to plot, and why."""
+    """An impl with nothing to plot, and why; mode None: in every mode (it has no records at all)."""
 
     name: str
     op: str
     status: str
     reason: str
     log_tail: str
+    mode: str | None = None
+
+    @property
+    def where(self) -> str:
+        return self.op if self.mode in (None, "fwd") else f"{self.op} {self.mode}"
 
 
 def common_shape(workloads, skip: tuple[str, ...] = ()) -> str:
@@ -219,7 +227,7 @@ def rank(series: tuple[Series, ...], workloads: tuple[Workload, ...]) -> Ranking
 
 @dataclass(frozen=True)
 class Section:
-    """One op's part of the report."""
+    """One op's part of the report in one mode."""
 
     op: str
     title: str
@@ -233,6 +241,12 @@ class Section:
     missing: tuple[Missing, ...]
     peak: float | None  # the measured bf16 matmul peak, TFLOP/s
     bandwidth: float | None  # the measured copy bandwidth, GB/s
+    mode: str = "fwd"
+
+    @property
+    def key(self) -> str:
+        """Its id in the page and its charts' names: the op's name for the forward, `<op>-<mode>` otherwise."""
+        return self.op if self.mode == "fwd" else f"{self.op}-{self.mode}"
 
     @property
     def unit(self) -> str:
@@ -339,8 +353,12 @@ def _baseline(series: tuple[Series, ...], name: str) -> Series | None:
     return next((s for s in series if s.tags.get("family") == EAGER_FAMILY), None)
 
 
-def section(op: str, recs: list[Rec], upstreams: dict, missing: list[Missing], baseline: str, taken: set) -> Section:
+def section(op: str, recs: list[Rec], upstreams: dict, missing: list[Missing], baseline: str, taken: set,
+            mode: str = "fwd", slugs: dict | None = None) -> Section:
+    """The section of `op` in `mode` from its records (those of that mode, and records of no workload: an impl
+    skipped before any ran). slugs: (upstream, impl) -> slug, shared by an op's sections so an impl keeps its id."""
     spec = ops.get(op)
+    slugs = {} if slugs is None else slugs
     grouped: dict = {}
     for r in recs:
         grouped.setdefault((r.upstream, r.impl), []).append(r)
@@ -355,10 +373,12 @@ def section(op: str, recs: list[Rec], upstreams: dict, missing: list[Missing], b
         if not measured:
             why = next((r for r in rs if r.reason), None)
             missing.append(Missing(label, op, rs[0].status, why.reason if why else upstreams[up].reason,
-                                   upstreams[up].log_tail))
+                                   upstreams[up].log_tail, mode))
             continue
         problems = tuple(r for r in rs if not r.measured and r.wid not in measured)
-        series.append(Series(slugify(label, taken), label, upstreams[up], style_of(label), measured, problems))
+        if (up, impl) not in slugs:
+            slugs[(up, impl)] = slugify(label, taken)
+        series.append(Series(slugs[(up, impl)], label, upstreams[up], style_of(label), measured, problems))
     measured_recs = [r for r in recs if r.measured]
     x = SIZE if spec.metric == "gbps" else spec.x
     workloads = workload_order(measured_recs or recs, x)
@@ -366,12 +386,18 @@ def section(op: str, recs: list[Rec], upstreams: dict, missing: list[Missing], b
     peaks += [r.env.get("peak_tflops") for r in measured_recs]
     st = tuple(series)
     return Section(
-        op=op, title=spec.title, metric=spec.metric, x=x, workloads=workloads,
-        groups=groups_of(workloads, x, op, taken), series=st, ranking=rank(st, workloads),
+        op=op, title=spec.title if mode == "fwd" else f"{spec.title}, {MODE_NAMES[mode]}", metric=spec.metric, x=x,
+        workloads=workloads, groups=groups_of(workloads, x, op, taken), series=st, ranking=rank(st, workloads),
         baseline=_baseline(st, baseline),
-        missing=tuple(sorted((m for m in missing if m.op == op), key=lambda m: m.name)),
-        peak=_median(peaks), bandwidth=_median(r.env.get("copy_gbps") for r in measured_recs),
+        missing=tuple(sorted((m for m in missing if m.op == op and m.mode in (None, mode)), key=lambda m: m.name)),
+        peak=_median(peaks), bandwidth=_median(r.env.get("copy_gbps") for r in measured_recs), mode=mode,
     )
+
+
+def _modes(recs: list[Rec]) -> list[str]:
+    """The modes an op's records were measured in, in the harness's order; the forward when none names one."""
+    found = {r.mode for r in recs if r.shape}
+    return [m for m in schema.MODES if m in found] or ["fwd"]
 
 
 def build(upstreams: list[Upstream], baseline: str) -> Model:
@@ -387,11 +413,16 @@ def build(upstreams: list[Upstream], baseline: str) -> Model:
     taken: set = set()
     sections = []
     for op in ops.NAMES:
-        if op in present:
-            sections.append(section(op, [r for r in recs if r.op == op], by_up, missing, baseline, taken))
+        if op not in present:
+            continue
+        of_op = [r for r in recs if r.op == op]
+        slugs: dict = {}
+        for mode in _modes(of_op):
+            mine = [r for r in of_op if r.mode == mode or not r.shape]  # no workload: skipped before any mode ran
+            sections.append(section(op, mine, by_up, missing, baseline, taken, mode, slugs))
     devices = Counter(r.env.get("device") for r in recs if r.measured and isinstance(r.env.get("device"), str))
     return Model(
-        sections=tuple(sections), missing=tuple(sorted(missing, key=lambda m: (m.op, m.name))),
+        sections=tuple(sections), missing=tuple(sorted(missing, key=lambda m: (m.op, m.name, m.mode or ""))),
         upstreams=tuple(upstreams), baseline=baseline,
         device=min(devices, key=lambda d: (-devices[d], d)) if devices else "",
     )

@@ -1,4 +1,4 @@
-"""report.html from a Jinja2 template (report.html.j2, autoescaped): an index, then one section per op with its
+"""report.html from a Jinja2 template (report.html.j2, autoescaped): an index, then one section per op and mode with its
 charts, ranking and tables, then what was not measured, provenance and input warnings. This module only shapes
 the model into rows; every string reaches the page through the template's escaping (the charts' SVG is built
 by ElementTree, which escapes its own text and attributes, and is the one thing passed as markup)."""
@@ -141,16 +141,17 @@ def _provenance(u: Upstream, s: Series | None) -> dict:
 
 
 def page(m: Model, charts: dict[str, list[tuple[Chart, Chart | None]]], svgs: dict[str, str], warnings: list[str]) -> str:
-    """The whole page. charts: op -> its (chart, detail) pairs; svgs: chart name -> inline SVG text."""
+    """The whole page. charts: section key -> its (chart, detail) pairs; svgs: chart name -> inline SVG text."""
     by_up = {s.upstream.name: s for s in m.series}
     sections = []
     for sec in m.sections:
         ceiling, label = sec.ceiling
         sections.append({
-            "op": sec.op, "title": sec.title, "shape": sec.common_shape() if len(sec.groups) <= 1 else
+            "op": sec.op, "key": sec.key, "mode": sec.mode, "title": sec.title,
+            "shape": sec.common_shape() if len(sec.groups) <= 1 else
             f"{len(sec.groups)} chart groups", "metric": sec.unit, "ceiling": label,
             "n_series": len(sec.series), "n_missing": len(sec.missing),
-            "figures": _figures(sec, charts.get(sec.op, []), svgs),
+            "figures": _figures(sec, charts.get(sec.key, []), svgs),
             "ranking": _ranking_rows(sec), "caption": sec.ranking.caption(),
             "baseline": sec.baseline.label if sec.baseline else "", "shared": len(sec.ranking.shared),
             "tables": _tables(sec), "problems": _problems(sec),

@@ -1,8 +1,8 @@
 """Reading the combine stage's inputs: the upstreams file, each upstream's manifest and its result records.
 
-A record is read by the harness's own schema (`opbench.schema`: its version, its op, the op's workload fields),
-so the stage, `compare` and the tests share one idea of a record; a line of an unknown schema or op is skipped
-with a warning.
+A record is read by the harness's own schema (`opbench.schema`: its version, its op, its mode, the op's workload
+fields), so the stage, `compare` and the tests share one idea of a record; a line of an unknown schema, op or mode
+is skipped with a warning.
 
 Every problem in the inputs (a line that is not JSON, a field of the wrong type, a file the manifest does not
 list) becomes one warning naming file:line and is otherwise ignored, so a partial, damaged or forged result never
@@ -22,7 +22,6 @@ from pathlib import Path
 from opbench import ops, schema
 
 LAT = schema.LAT_FIELDS
-MODES = ("fwd", "bwd", "fwd_bwd")  # a record without a mode is a forward
 TEXT_MAX = 2000  # characters kept of any one string in a record or manifest (a log tail keeps more)
 LOG_MAX = 20000
 # The harness flags an unstable median in the record (lat_ms.unstable: wide 95 % CI or p90/p10 spread, one rule in
@@ -192,9 +191,7 @@ def to_rec(upstream: str, tags: dict, data: dict, where: str, warn, op_hint: str
     op = schema.record_op(data)
     if "schema" not in data and "wl" not in data and op_hint:
         op = op_hint
-    mode = data.get("mode", "fwd")
-    if mode not in MODES:
-        raise ValueError(f"mode: unknown mode {mode!r} (known: {', '.join(MODES)})")
+    mode = schema.record_mode(data)  # schema 3's mode; a record of an older schema is a forward
     c = Checker(where, warn)
     wl, lat, err, env = c.obj(data, "wl"), c.obj(data, "lat_ms"), c.obj(data, "err"), c.obj(data, "env")
     stats = {k: c.num(lat, k, f"lat_ms.{k}") for k in LAT}

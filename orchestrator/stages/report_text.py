@@ -1,4 +1,4 @@
-"""summary.txt: for each op, the impl x workload table for a terminal (p50 ms and the op's headline rate, TFLOP/s
+"""summary.txt: for each op and mode, the impl x workload table for a terminal (p50 ms and the op's headline rate, TFLOP/s
 or GB/s, with marks for best, wrong and unstable), one block per chart group, rows ranked by the geomean column
 they show. ASCII only."""
 
@@ -54,7 +54,8 @@ def section_text(sec: Section, device: str) -> list[str]:
     shape = sec.common_shape() if len(sec.groups) <= 1 else ""
     unit = "GB/s (L2: L2-resident, not a memory throughput)" if sec.metric == "gbps" else "TFLOP/s (G: GFLOP/s)"
     head = " - ".join(p for p in (device, shape) if p)
-    out = [f"== {sec.title} ({sec.op}){': ' + head if head else ''}", f"cells: p50 ms, {unit}",
+    out = [f"== {sec.title} ({sec.op}{'' if sec.mode == 'fwd' else ' ' + sec.mode}){': ' + head if head else ''}",
+           f"cells: p50 ms, {unit}",
            f"geomean: p50 geomean in ms; rows {rk.caption()}" if rows else "", ""]
     geo = {s.slug: (fmt_ms(rk.geomean(s)) if rk.geomean(s) is not None else "-") for s in rows}
     for g in sec.groups if rows else ():
@@ -94,7 +95,7 @@ def summary(m: Model, n_warnings: int) -> str:
         out += ["no impl produced a measurement", ""]
     if m.missing:
         out.append("not measured:")
-        out += [f"  {x.name} ({x.op}): {x.status}: {x.reason or 'no reason given'}" for x in m.missing]
+        out += [f"  {x.name} ({x.where}): {x.status}: {x.reason or 'no reason given'}" for x in m.missing]
         out.append("")
     if n_warnings:
         out += [f"{n_warnings} input warning(s): see warnings.txt", ""]

@@ -1,7 +1,8 @@
 """torch eager versions of the memory-bound ops (what a model's own code calls), run as they are or compiled:
 the `<op>_torch` and `<op>_compile` impls are this module plus an op name.
 
-Each function takes the op's canonical call (`Op.args`) and returns its canonical output in the input's dtype.
+Each function takes the op's canonical call (`Op.args`) and returns its canonical output in the input's dtype. All
+are differentiable by autograd (torch.compile's AOTAutograd compiles the backward too), so they run every mode.
 """
 
 from __future__ import annotations
@@ -45,8 +46,8 @@ FUNCTIONS: dict[str, Callable] = {"rms_norm": rms_norm, "layer_norm": layer_norm
 
 
 def run(op: str, compile_mode: str | None = None) -> int:
-    """Benchmark the eager function of `op`, or torch.compile of it (a fresh static-shape compile per workload,
-    dynamo reset in `prepare`, so compile_ms is that workload's own compilation)."""
+    """Benchmark the eager function of `op`, or torch.compile of it (a fresh static-shape compile per workload and
+    mode, dynamo reset in `prepare`, so compile_ms is that workload's own compilation, its backward's in bwd)."""
     import opbench
 
     fn = FUNCTIONS[op]

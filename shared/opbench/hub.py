@@ -7,6 +7,10 @@ contents go into the record's tags (`hub`, `hub_pinned`).
 
 Without the Hub (HF_HUB_OFFLINE set with nothing cached, or no network) the impl is skipped with the loader's
 error as the reason. Canonical (B, S, H, D) layout and native GQA.
+
+Backward: the FlashAttention repos' flash_attn_func is FlashAttention's autograd Function (its mha_bwd), so the
+attention impls run the bwd and fwd_bwd modes; the memory-bound ops' kernels are called through forward-only ops
+(NO_BACKWARD says which), so those impls are skipped in the backward modes with that reason.
 """
 
 from __future__ import annotations
@@ -120,6 +124,16 @@ OP_CALLS = {
     "rotary": _rotary_call,
     "swiglu": _swiglu_call,
 }
+# Why each has no backward mode: the op is called through a raw forward kernel (outputs written into buffers made
+# here), with no autograd Function around it, so there is no backward to time.
+NO_BACKWARD = {
+    "rms_norm": "the Hub kernel is called through its forward op dropout_add_ln_fwd (no autograd; its backward op "
+                "is not wired)",
+    "layer_norm": "the Hub kernel is called through its forward op dropout_add_ln_fwd (no autograd; its backward op "
+                  "is not wired)",
+    "rotary": "the Hub kernel's apply_rotary is a forward-only op writing into given outputs (no autograd)",
+    "swiglu": "the Hub kernel's silu_and_mul is a forward-only op writing into a given output (no autograd)",
+}
 
 
 def run_hub_op(pin_file: Path, op: str) -> int:
@@ -150,4 +164,4 @@ def run_hub_op(pin_file: Path, op: str) -> int:
         opbench.probe(kernel, f"cannot load {text} from the Hugging Face Hub{offline}")
 
     return opbench.run(fn, op=op, check=check, tags={"hub": text, "hub_pinned": "revision" in which},
-                       packages=("kernels",))
+                       packages=("kernels",), backward=NO_BACKWARD[op])

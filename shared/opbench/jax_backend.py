@@ -126,29 +126,55 @@ class JaxBackend:
                 full[i] = a
             return fn(*full)
 
-        note = None
-        try:  # distinct inputs per call, so XLA can neither merge the calls nor serve them from L2
-            batch = jax.jit(lambda all_sets: [call(arrays) for arrays in all_sets])
-            jax.block_until_ready(batch(sets))
-            mode, calls, launch = "xla-batch", copies, (lambda i: batch(sets))
-        except Exception as exc:
-            note = f"fn cannot be traced into one program, timed per dispatched call: {one_line(exc)}"
-            mode, calls, launch = "host-batch", 1, (lambda i: call(sets[i % copies]))
-        t0 = time.perf_counter()
-        jax.block_until_ready(launch(0))
-        launches = max(copies if calls == 1 else 1, math.ceil(TARGET_REP_S / max(time.perf_counter() - t0, 1e-6)))
+        return batch_timer(jax, call, sets)
 
-        def run(n: int) -> list[float]:
-            times = []
-            for _ in range(n):
-                t0 = time.perf_counter()
-                for i in range(launches):
-                    out = launch(i)
-                jax.block_until_ready(out)
-                times.append((time.perf_counter() - t0) * 1e3 / (launches * calls))
-            return times
+    def upstream(self, wl: Workload) -> tuple:
+        """The op's seeded upstream gradients on the device in the workload's dtype (drawn like the inputs)."""
+        jnp = self.jax.numpy
+        return tuple(self.jax.device_put(x, self.device).astype(getattr(jnp, wl.dtype)) for x in wl.spec.upstream(wl))
 
-        return RepTimer(mode, run, calls=launches * calls, note=note, keep=sets)
+    def grad_reference(self, inputs: tuple, dys: tuple, wl: Workload) -> dict:
+        """The fp32 reference's gradients in JAX (ops without one cannot run JAX impls' backward)."""
+        ref = wl.spec.grad_reference.get("jax")
+        if ref is None:
+            raise NotImplementedError(f"op {wl.op} has no JAX gradient reference")
+        return ref(inputs, dys, wl)
+
+    def grad_task(self, fn: Callable, inputs: tuple, dys: tuple, wl: Workload, prepare, finish, mode: str,
+                  inplace: bool = False):
+        """What the backward modes time and check (opbench.jax_backward)."""
+        from opbench.jax_backward import JaxGrad
+
+        return JaxGrad(self, fn, inputs, dys, wl, prepare, finish, mode)
 
     def release(self) -> None:
         gc.collect()
+
+
+def batch_timer(jax, call: Callable, sets: list) -> RepTimer:
+    """Time call(set) over every set: xla-batch (one jitted program calling it once per set), else host-batch (one
+    dispatch per call); a rep is enough launches to last TARGET_REP_S, host clock until the results are ready."""
+    copies = len(sets)
+    note = None
+    try:  # distinct inputs per call, so XLA can neither merge the calls nor serve them from L2
+        batch = jax.jit(lambda all_sets: [call(arrays) for arrays in all_sets])
+        jax.block_until_ready(batch(sets))
+        mode, calls, launch = "xla-batch", copies, (lambda i: batch(sets))
+    except Exception as exc:
+        note = f"fn cannot be traced into one program, timed per dispatched call: {one_line(exc)}"
+        mode, calls, launch = "host-batch", 1, (lambda i: call(sets[i % copies]))
+    t0 = time.perf_counter()
+    jax.block_until_ready(launch(0))
+    launches = max(copies if calls == 1 else 1, math.ceil(TARGET_REP_S / max(time.perf_counter() - t0, 1e-6)))
+
+    def run(n: int) -> list[float]:
+        times = []
+        for _ in range(n):
+            t0 = time.perf_counter()
+            for i in range(launches):
+                out = launch(i)
+            jax.block_until_ready(out)
+            times.append((time.perf_counter() - t0) * 1e3 / (launches * calls))
+        return times
+
+    return RepTimer(mode, run, calls=launches * calls, note=note, keep=sets)

@@ -1,6 +1,11 @@
 """Liger-Kernel's Triton kernels (`liger_kernel.ops`), called the way its modules call them: the `<op>_liger`
 impls are this module plus an op name. Liger targets CUDA (its kernels are Triton GPU kernels): without a GPU the
 impls are skipped before their env is built.
+
+Every one is differentiable (Liger's autograd Functions): the backward modes time their Triton backward kernels.
+Some of those write in place (rms_norm's dx into dy, SwiGLU's gradients into the saved halves, rotary's into dy):
+only their first backward's gradients are checked, since a retained graph's later backwards read what the first
+overwrote (the work, and so the time, is the same).
 """
 
 from __future__ import annotations
@@ -54,12 +59,13 @@ def run(op: str) -> int:
         opbench.require("liger_kernel")
 
     kw: dict = {"op": op, "check": check, "packages": ("liger-kernel", "triton")}
-    if op == "rms_norm":
-        return opbench.run(_rms_norm, **kw)
+    if op == "rms_norm":  # its backward writes dx into dy (in_place=True, Liger's default)
+        return opbench.run(_rms_norm, grad_inplace=True, **kw)
     if op == "layer_norm":
         return opbench.run(_layer_norm, **kw)
-    if op == "rotary":  # in place on its inputs: the graph's replays re-rotate them, so only the first call is checked
+    if op == "rotary":  # in place on its inputs (and its backward on dy): the graph's replays re-rotate them, so only
+        # the first call is checked
         return opbench.run(_rotary, prepare=_rotary_prepare, finish=_rotary_finish, inplace=True, **kw)
-    if op == "swiglu":
-        return opbench.run(_swiglu, prepare=_swiglu_prepare, **kw)
+    if op == "swiglu":  # its backward writes the gradients into the forward's saved gate and up halves
+        return opbench.run(_swiglu, prepare=_swiglu_prepare, grad_inplace=True, **kw)
     raise ValueError(f"no Liger kernel for op {op!r}")

@@ -39,7 +39,8 @@ def write_skipped(out_dir: Path, records: list[Record], reason: str) -> None:
 
 def summary_line(record: Record) -> str:
     """A human line for the job's log."""
-    head = f"{record.impl} {record.wl.name}:"
+    mode = "" if record.mode == "fwd" else f" [{record.mode}]"
+    head = f"{record.impl} {record.wl.name}{mode}:"
     if record.status != "ok":
         return f"{head} {record.status}: {record.reason}"
     lat, err = record.lat_ms, record.err

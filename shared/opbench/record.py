@@ -1,9 +1,10 @@
-"""The result record: one JSON line per (impl, workload), with its provenance.
+"""The result record: one JSON line per (impl, workload, mode), with its provenance.
 
 Versioned: `schema` 2 adds `op`, the work counts (`gbps`, `pct_bandwidth`), the L2 policy (`l2`) and the device's
-measured ceilings (`env.peak_tflops`, `env.copy_gbps`). A line without `schema` is version 1: an attention record
-from before ops existed, read as such. This module is the one definition: the combine stage, `compare` and every
-test fixture read and write records through it.
+measured ceilings (`env.peak_tflops`, `env.copy_gbps`); 3 adds `mode` (fwd, bwd or fwd_bwd) and `grad_err` (the
+rel-L2 of every gradient checked). A line without `schema` is version 1: an attention record from before ops
+existed, read as such (versions 1 and 2 are forwards). This module is the one definition: the combine stage,
+`compare` and every test fixture read and write records through it (the rules: `opbench.schema`).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from opbench.accuracy import Accuracy
-from opbench.schema import SCHEMA, record_op
+from opbench.schema import DEFAULT_MODE, MODES, SCHEMA, record_mode, record_op
 from opbench.stats import Latency
 from opbench.suite import Workload
 
@@ -72,7 +73,9 @@ class L2:
 
 @dataclass(frozen=True)
 class Record:
-    """One (impl, workload) result. status: ok (measured; `ok` says whether it was also correct) | skipped | error."""
+    """One (impl, workload, mode) result. status: ok (measured; `ok` says whether it was also correct) | skipped |
+    error. mode: what was timed (fwd, bwd, fwd_bwd); grad_err: {gradient name: rel_l2} where gradients were checked
+    (None is a non-finite one), `err` then being the worst of them."""
 
     impl: str
     wl: Workload
@@ -90,15 +93,20 @@ class Record:
     ok: bool | None = None
     err: Accuracy | None = None
     reason: str | None = None
+    mode: str = DEFAULT_MODE
+    grad_err: dict[str, float | None] | None = None
 
     def __post_init__(self) -> None:
         if self.status not in STATUSES:
             raise ValueError(f"status must be one of {STATUSES}, got {self.status!r}")
+        if self.mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {self.mode!r}")
 
     def to_json(self) -> dict:
         return {
             "schema": SCHEMA,
             "op": self.wl.op,
+            "mode": self.mode,
             "impl": self.impl,
             "wl": self.wl.to_json(),
             "lat_ms": self.lat_ms.to_json() if self.lat_ms else None,
@@ -111,6 +119,7 @@ class Record:
             "l2": self.l2.to_json() if self.l2 else None,
             "ok": self.ok,
             "err": self.err.to_json() if self.err else None,
+            "grad_err": dict(self.grad_err) if self.grad_err is not None else None,
             "tags": self.tags,
             "env": self.env.to_json(),
             "status": self.status,
@@ -123,7 +132,7 @@ class Record:
 
     @classmethod
     def from_json(cls, data: dict) -> Record:
-        """A record from its JSON object (schema 1 or 2); KeyError/ValueError naming what is wrong."""
+        """A record from its JSON object (schema 1, 2 or 3); KeyError/ValueError naming what is wrong."""
         op = record_op(data)
         err = data.get("err")
         return cls(
@@ -145,5 +154,7 @@ class Record:
             if err
             else None,
             reason=data.get("reason"),
+            mode=record_mode(data),
+            grad_err=dict(data["grad_err"]) if data.get("grad_err") is not None else None,
         )
 

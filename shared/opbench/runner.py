@@ -1,16 +1,16 @@
 """`run()`: the whole life of one impl's job, as a short pipeline.
 
-settings → backend → suite (the op's) → skip? → per workload (inputs → reference → first call → check →
-warm-up → memory → timer (L2-cold rotation for memory-bound ops) → adaptive reps → record) → exit code.
-A workload that raises becomes an `error` record and the run goes on; an impl that cannot run here at all
-becomes `skipped` records and exit 77.
+settings → backend → suite (the op's) and modes ($ORCH_MODE) → skip? → per workload, per mode (the forward:
+opbench.measure; the backward modes: opbench.backward) → record → exit code. A workload that raises becomes an
+`error` record and the run goes on; an impl that cannot run here at all becomes `skipped` records and exit 77, and
+so does one without a backward asked only for backward modes (with one mode it can run, its other records are
+`skipped` with the reason, exit 0).
 """
 
 from __future__ import annotations
 
 import os
 import sys
-import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -18,19 +18,19 @@ from pathlib import Path
 from typing import Any
 
 from opbench import output, script
-from opbench.accuracy import Accuracy, Tolerance, tolerance_for
+from opbench.accuracy import Tolerance
 from opbench.envinfo import package_versions, python_version
 from opbench.errors import HarnessError, Skip, one_line
-from opbench.record import L2, Env, Record
-from opbench.schema import l2_resident
-from opbench.stats import median_stable, summarize
-from opbench.suite import Suite, Workload, load_suite
+from opbench.measure import MAX_COPIES, ROTATE_L2_MULTIPLE, l2_plan, measure, verdict_reason
+from opbench.record import Env, Record
+from opbench.reps import COLD_REPS, Phases, adaptive_reps, settle, timed_reps, warm_up
+from opbench.suite import Suite, load_suite
 
 SKIP_EXIT = 77
-COLD_REPS = 25  # single-call replays after an L2 flush, for lat_ms.cold_p50
-ROTATE_L2_MULTIPLE = 3  # memory-bound ops: the rotated input copies hold at least this many times the L2
-MAX_COPIES = 1024  # with a flush before each replay, any copies >= calls per replay keep it cold too
 USER_ERROR_EXIT = 2
+# what other code imports from here (the per-workload steps live in opbench.measure and opbench.reps)
+__all__ = ["COLD_REPS", "MAX_COPIES", "ROTATE_L2_MULTIPLE", "SKIP_EXIT", "Options", "Phases", "adaptive_reps",
+           "l2_plan", "measure", "run", "settle", "timed_reps", "verdict_reason", "warm_up"]
 
 
 @dataclass(frozen=True)
@@ -41,6 +41,8 @@ class Options:
     finish: Callable | None = None
     graph_safe: bool = True
     inplace: bool = False  # fn overwrites its inputs: only the first call's output can be checked
+    backward: str | None = None  # None: differentiable through autograd; a string: why it has no backward
+    grad_inplace: bool = False  # its backward overwrites dy or the forward's saved inputs: first call checked only
     tolerance: Tolerance = None
     warmup_s: float | None = None
     time_cap_s: float | None = None
@@ -75,6 +77,8 @@ def run(
     check: Callable[[], Any] | None = None,
     framework: str = "torch",
     packages: tuple[str, ...] = (),
+    backward: str | None = None,
+    grad_inplace: bool = False,
     **measure: Any,
 ) -> int:
     """Benchmark `fn` on every workload of the suite; write $ORCH_OUT/results.jsonl; return the exit code.
@@ -85,14 +89,20 @@ def run(
     layout for the check. prepare and finish are never timed. check() raises Skip (or ImportError) when the impl
     cannot run here. tolerance: rel-L2 bound, a number or {dtype: number}. measure: warmup_s, settle_s,
     time_cap_s, l2 ("cold" | "hot"), rel_ci, min_reps, max_reps.
+
+    The modes ($ORCH_MODE, a comma list of fwd, bwd, fwd_bwd; default fwd) say what is timed: the forward, the
+    backward alone, or both. backward=None: fn is differentiable (autograd, jax.vjp); a string says why it has no
+    backward, and its bwd and fwd_bwd records are `skipped` with that reason. grad_inplace: its backward rewrites
+    the upstream gradient or the forward's saved inputs (Liger's do), so only its first call's gradients are checked.
     """
     try:
         opts = Options(prepare=prepare, finish=finish, graph_safe=graph_safe, inplace=inplace, tolerance=tolerance,
-                       **measure)
+                       backward=backward, grad_inplace=grad_inplace, **measure)
         path = script.calling_script()
         impl = script.impl_name(path, name)
         tags = script.resolve_tags(path, tags)
         op_name = script.op_name(op)
+        modes = script.modes()
         out_dir = Path(os.environ.get("ORCH_OUT") or os.getcwd())
         backend, reason = make_backend(framework)
         suite = load_suite(os.environ.get("ORCH_WORKLOADS") or ("seed" if backend and backend.has_cuda else "smoke"), op_name)
@@ -103,12 +113,27 @@ def run(
         return USER_ERROR_EXIT
     env = backend.env(tuple(packages)) if backend else bare_env(packages)
     reason = reason or skip_reason(backend, requires_cuda, check)
+    spec = suite.workloads[0].spec
+    if not reason and all(no_backward(spec, opts, m) for m in modes):
+        reason = no_backward(spec, opts, modes[0])
     if reason:
-        records = [Record(impl, wl, "skipped", tags, env, reason=reason) for wl in suite.workloads]
+        records = [Record(impl, wl, "skipped", tags, env, reason=reason, mode=m) for wl in suite.workloads
+                   for m in modes]
         output.write_skipped(out_dir, records, reason)
         print(f"{impl}: skipped: {reason}", file=sys.stderr)
         return SKIP_EXIT
-    return run_suite(backend, fn, impl, tags, env, suite, opts, out_dir)
+    return run_suite(backend, fn, impl, tags, env, suite, opts, out_dir, modes)
+
+
+def no_backward(spec, opts: Options, mode: str) -> str | None:
+    """Why this impl cannot run `mode` (of op `spec`): it declared no backward, or the op defines none; else None."""
+    if mode == "fwd":
+        return None
+    if opts.backward is not None:
+        return f"no backward: {opts.backward}"
+    if not spec.grads:
+        return f"no backward: op {spec.name} defines no gradients"
+    return None
 
 
 def make_backend(framework: str):
@@ -165,152 +190,35 @@ def ceilings(backend, impl: str, memory_bound: bool) -> tuple[float | None, floa
     return peak, bandwidth
 
 
-def run_suite(backend, fn, impl, tags, env, suite: Suite, opts: Options, out_dir: Path) -> int:
+def run_suite(backend, fn, impl, tags, env, suite: Suite, opts: Options, out_dir: Path,
+              modes: tuple[str, ...] = ("fwd",)) -> int:
     spec = suite.workloads[0].spec
     peak, bandwidth = ceilings(backend, impl, spec.memory_bound)
     env = replace(env, peak_tflops=peak, copy_gbps=bandwidth)
     with output.ResultsWriter(out_dir) as results:
         for wl in suite.workloads:
-            try:
-                record = measure(backend, fn, impl, tags, env, wl, opts, peak)
-            except Exception as exc:
-                traceback.print_exc(file=sys.stderr)
-                record = Record(impl, wl, "error", tags, env, reason=one_line(exc))
-            finally:
-                backend.release()
-            results.write(record)
-            print(output.summary_line(record), flush=True)
+            for mode in modes:
+                results.write(measure_mode(backend, fn, impl, tags, env, wl, opts, peak, mode))
     return 0
 
 
-def l2_plan(backend, wl: Workload, args: tuple, opts: Options) -> tuple[int, L2]:
-    """How many argument copies the timed calls rotate through, and the L2 policy the record states.
+def measure_mode(backend, fn, impl, tags, env, wl, opts: Options, peak, mode: str) -> Record:
+    """One workload in one mode: measured, skipped (no backward) or an error record; its line printed."""
+    why = no_backward(wl.spec, opts, mode)
+    if why:
+        record = Record(impl, wl, "skipped", tags, env, reason=why, mode=mode)
+    else:
+        try:
+            if mode == "fwd":
+                record = measure(backend, fn, impl, tags, env, wl, opts, peak)
+            else:
+                from opbench.backward import measure_grad
 
-    cold (memory-bound ops' default): enough copies that one round is ROTATE_L2_MULTIPLE times the L2, so no call
-    finds its inputs there (one copy when a call alone moves that much); hot: the inputs are reused by every call
-    of a replay (each replay still starts after an L2 flush, so its first call is cold)."""
-    policy = opts.l2 or ("cold" if wl.spec.memory_bound else "hot")
-    if policy not in ("cold", "hot"):
-        raise HarnessError(f"l2={policy!r}: expected 'cold' or 'hot'")
-    l2 = backend.l2_bytes() if hasattr(backend, "l2_bytes") else None
-    if not l2:
-        return 1, L2(policy, "host clock, no L2 control" if not backend.has_cuda else "L2 size unknown")
-    if policy == "hot":
-        return 1, L2("hot", "inputs reused by the calls of a replay; L2 flushed before each replay")
-    moved = max(backend.tensor_bytes(args), 1)
-    if moved >= ROTATE_L2_MULTIPLE * l2:
-        return 1, L2("cold", f"one call's inputs exceed {ROTATE_L2_MULTIPLE}x the {l2 >> 20} MiB L2")
-    copies = min(MAX_COPIES, -(-ROTATE_L2_MULTIPLE * l2 // moved))
-    return copies, L2("cold", f"calls rotate through {copies} input copies ({copies * moved / l2:.1f}x the "
-                      f"{l2 >> 20} MiB L2)", copies=copies)
-
-
-def measure(backend, fn, impl: str, tags: dict, env: Env, wl: Workload, opts: Options, peak: float | None) -> Record:
-    """Measure one workload; raises whatever the impl raises (the caller turns it into an error record)."""
-    spec = wl.spec
-    finish = opts.finish or (lambda out: out)
-    clock = Phases(f"{impl} {wl.name}")
-    inputs = backend.inputs(wl)
-    clock.mark("inputs")
-    ref = backend.reference(inputs, wl)  # before the impl runs: an impl that writes its inputs can't bend it
-    clock.mark("reference")
-    args = tuple(opts.prepare(*inputs, wl)) if opts.prepare else tuple(spec.args(inputs, wl))
-    out, compile_ms = backend.first_call(fn, args)
-    tol = tolerance_for(wl.dtype, opts.tolerance, spec.tolerance)
-    acc = backend.check(finish(out), ref, tol, spec.layout)
-    del out
-    clock.mark("prepare+first call+check")
-    warm_up(backend, fn, args, opts.warmup(backend.has_cuda))
-    peak_bytes = backend.peak_bytes(fn, args)
-    clock.mark("warm-up+memory")
-    copies, l2 = l2_plan(backend, wl, args, opts)
-    timer = backend.timer(fn, args, opts.graph_safe, copies)
-    if timer.note:
-        print(f"{impl} {wl.name}: {timer.note}", file=sys.stderr)
-    clock.mark(f"{timer.mode} setup")
-    raw, cold = timed_reps(timer, opts, backend.has_cuda)
-    if timer.graph_out is not None and not opts.inplace:  # what the replays computed must be right too
-        acc = acc.worse(backend.check(finish(timer.graph_out), ref, tol, spec.layout))
-    lat = summarize(raw, timer.mode, timer.calls, cold)
-    del timer  # its graphs and input copies: free before the next workload
-    clock.mark("reps")
-    clock.report()
-    seconds = lat.p50 * 1e-3
-    tflops = wl.flops / seconds / 1e12 if lat.p50 > 0 else None
-    gbps = wl.bytes / seconds / 1e9 if lat.p50 > 0 else None
-    bandwidth = env.copy_gbps
-    if l2_resident(gbps, bandwidth, l2.to_json()):
-        l2 = replace(l2, resident=True)
-    return Record(
-        impl, wl, "ok", tags, env, lat_ms=lat, compile_ms=compile_ms, peak_bytes=peak_bytes,
-        tflops=tflops, pct_peak=100.0 * tflops / peak if tflops and peak else None,
-        gbps=gbps, pct_bandwidth=100.0 * gbps / bandwidth if gbps and bandwidth and not l2.resident else None,
-        l2=l2, ok=acc.ok, err=acc, reason=None if acc.ok else verdict_reason(acc),
-    )
-
-
-class Phases:
-    """Wall time of each step of a workload, printed to stderr when OPBENCH_VERBOSE is set (where time goes)."""
-
-    def __init__(self, label: str):
-        self.label, self.t = label, time.perf_counter()
-        self.spent: list[str] = []
-
-    def mark(self, name: str) -> None:
-        now = time.perf_counter()
-        self.spent.append(f"{name} {now - self.t:.2f}s")
-        self.t = now
-
-    def report(self) -> None:
-        if os.environ.get("OPBENCH_VERBOSE"):
-            print(f"{self.label}: " + ", ".join(self.spent), file=sys.stderr)
-
-
-def warm_up(backend, fn, args, seconds: float) -> None:
-    """Call until `seconds` have passed (at least twice): clocks, caches, lazy plans settle before timing."""
-    t0 = time.perf_counter()
-    calls = 0
-    while calls < 2 or time.perf_counter() - t0 < seconds:
-        backend.call(fn, args)
-        backend.sync()
-        calls += 1
-
-
-def timed_reps(timer, opts: Options, cuda: bool) -> tuple[list[float], list[float] | None]:
-    """A workload's recorded times: settle, adaptive reps, then the cold single calls (graph mode only; when a
-    replay holds one call, its reps already are those). benchmarks/fidelity.py times through this too."""
-    settle(timer.run, opts.settle(cuda))
-    raw = adaptive_reps(timer.run, opts, cuda)
-    if timer.cold:
-        return raw, timer.cold(COLD_REPS)
-    return raw, (raw if timer.mode == "graph" else None)
-
-
-def settle(run_reps: Callable[[int], list[float]], seconds: float) -> None:
-    """Run the timed pattern itself, unrecorded, for `seconds`: the GPU's clocks leave idle (or the warm-up's
-    host-gapped load) and reach the steady state of back-to-back work before the first recorded rep."""
-    t0 = time.perf_counter()
-    while time.perf_counter() - t0 < seconds:
-        run_reps(5)
-
-
-def adaptive_reps(run_reps: Callable[[int], list[float]], opts: Options, cuda: bool) -> list[float]:
-    """Reps in batches until the median's 95% CI is within ±rel_ci, max_reps, or the time cap (≥ 5 reps)."""
-    t0 = time.perf_counter()
-    raw = run_reps(3)
-    per_rep = max((time.perf_counter() - t0) / 3, 1e-6)  # wall time of a rep (flush and batching included)
-    batch = int(min(100, max(5, 0.05 / per_rep)))  # about 50 ms per batch between checks of the stopping rule
-    cap = opts.time_cap(cuda)
-    while len(raw) < opts.max_reps:
-        if median_stable(raw, opts.rel_ci, opts.min_reps):
-            break
-        if time.perf_counter() - t0 >= cap and len(raw) >= 5:
-            break
-        raw += run_reps(min(batch, opts.max_reps - len(raw)))
-    return raw
-
-
-def verdict_reason(acc: Accuracy) -> str:
-    if not acc.finite:
-        return "output contains NaN or Inf"
-    return f"output differs from the fp32 reference: rel_l2 {acc.rel_l2:.3g} > tol {acc.tol:.3g}"
+                record = measure_grad(backend, fn, impl, tags, env, wl, opts, peak, mode)
+        except Exception as exc:
+            traceback.print_exc(file=sys.stderr)
+            record = Record(impl, wl, "error", tags, env, reason=one_line(exc), mode=mode)
+        finally:
+            backend.release()
+    print(output.summary_line(record), flush=True)
+    return record

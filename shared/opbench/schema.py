@@ -1,30 +1,51 @@
-"""The record schema's version and the rule that reads it: standard library only, relative imports, so the
+"""The record schema's version and the rules that read it: standard library only, relative imports, so the
 orchestrator (`compare`) and the combine stage load this one file rather than keep their own idea of a record.
 
-Version 2 adds `schema`, `op`, `gbps`, `pct_bandwidth`, `l2` and `env.peak_tflops`/`env.copy_gbps`. A line
-without `schema` is version 1: an attention record from before ops existed.
+Version 2 adds `schema`, `op`, `gbps`, `pct_bandwidth`, `l2` and `env.peak_tflops`/`env.copy_gbps`. Version 3 adds
+`mode` (what was timed: fwd, bwd or fwd_bwd) and `grad_err` ({gradient: rel_l2} where a backward was checked). A line
+without `schema` is version 1: an attention record from before ops existed; version 1 and 2 records are forwards.
+
+Why a new version rather than an optional field: a reader that ignores `mode` would take a backward's latency for a
+forward's and draw it in the forward's series; a reader of versions 1-2 refuses a version 3 line instead (warned and
+skipped), so a backward is never silently misread.
 """
 
 from __future__ import annotations
 
 from . import ops
 
-SCHEMA = 2
-READS = (1, SCHEMA)
+SCHEMA = 3
+READS = (1, 2, SCHEMA)
 LAT_FIELDS = ("mean", "p10", "p50", "p90", "min", "max", "std")
+MODES = ops.MODES  # fwd, bwd, fwd_bwd: forward, backward alone, forward then backward (what a record timed)
+DEFAULT_MODE = "fwd"
+
+
+def _schema(data: dict) -> int:
+    schema = data.get("schema", 1)
+    if isinstance(schema, bool) or schema not in READS:
+        raise ValueError(f"schema: unknown record schema {schema!r} (this harness reads {', '.join(map(str, READS))})")
+    return schema
 
 
 def record_op(data: dict) -> str:
     """The op of a record's JSON object; ValueError (naming the field) for a schema or op this harness cannot read."""
-    schema = data.get("schema", 1)
-    if isinstance(schema, bool) or schema not in READS:
-        raise ValueError(f"schema: unknown record schema {schema!r} (this harness reads {', '.join(map(str, READS))})")
-    if schema == 1:
+    if _schema(data) == 1:
         return ops.DEFAULT
     op = data.get("op")
     if op not in ops.NAMES:
         raise ValueError(f"op: unknown op {op!r} (known: {', '.join(ops.NAMES)})")
     return op
+
+
+def record_mode(data: dict) -> str:
+    """What a record timed: its `mode` (schema 3), fwd for the versions before it; ValueError for an unknown one."""
+    if _schema(data) < 3:
+        return DEFAULT_MODE
+    mode = data.get("mode", DEFAULT_MODE)
+    if mode not in MODES:
+        raise ValueError(f"mode: unknown mode {mode!r} (known: {', '.join(MODES)})")
+    return mode
 
 
 def shape_fields(op: str) -> tuple[str, ...]:

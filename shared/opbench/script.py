@@ -1,4 +1,5 @@
-"""What the calling script is: its name, its op and its tags (from the variables the orchestrator sets)."""
+"""What the calling script is: its name, its op, its tags and the modes to time (from the variables the orchestrator
+sets)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from opbench.errors import HarnessError
 
 IMPL_NAME = re.compile(r"^[a-z0-9_]+$")
 REQUIRED_TAGS = ("family", "backend", "compile")
-TAGS_VAR, OP_VAR = "ORCH_TAGS", "ORCH_OP"
+TAGS_VAR, OP_VAR, MODE_VAR = "ORCH_TAGS", "ORCH_OP", "ORCH_MODE"
 
 
 def calling_script() -> Path | None:
@@ -58,6 +59,23 @@ def op_name(given: str | None) -> str:
     if name not in ops.NAMES:
         raise HarnessError(f"op {name!r}: unknown (known: {', '.join(ops.NAMES)})")
     return name
+
+
+def modes() -> tuple[str, ...]:
+    """$ORCH_MODE, a comma list of the modes to time (fwd, bwd, fwd_bwd) in its order; unset or empty: fwd.
+    An unknown mode is a HarnessError naming it."""
+    from opbench.schema import DEFAULT_MODE, MODES
+
+    text = os.environ.get(MODE_VAR, "")
+    chosen: list[str] = []
+    for part in (p.strip() for p in text.split(",")):
+        if not part:
+            continue
+        if part not in MODES:
+            raise HarnessError(f"${MODE_VAR}={text}: unknown mode {part!r} (known: {', '.join(MODES)})")
+        if part not in chosen:
+            chosen.append(part)
+    return tuple(chosen) or (DEFAULT_MODE,)
 
 
 def impl_name(path: Path | None, given: str | None) -> str:

@@ -2,6 +2,11 @@
 torch-compile impls are this module plus a backend name or a compile mode.
 
 Inputs go to SDPA's (B, H, S, D) layout in `prepare` (untimed); the output comes back as a view.
+
+Backward: `sdpa_kernel` picks the kernel at the forward, and autograd's node for it is that kernel's own backward
+(e.g. _scaled_dot_product_flash_attention_backward), so the backward modes time the held backend's backward without
+the context around the backward call; MATH's is autograd over its plain ops. torch.compile compiles its backward
+too: `prepare` makes a fresh compile per workload and mode, so compile_ms is that mode's own compilation.
 """
 
 from __future__ import annotations

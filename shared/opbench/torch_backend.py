@@ -73,6 +73,22 @@ class TorchBackend:
         """The op's fp32 reference (computed from the rounded inputs, before the impl ever sees them)."""
         return wl.spec.reference["torch"](inputs, wl)
 
+    def upstream(self, wl: Workload) -> tuple:
+        """The op's seeded upstream gradients on the device in the workload's dtype (drawn like the inputs)."""
+        dtype = getattr(self.torch, wl.dtype)
+        return tuple(self.torch.from_numpy(x).to(self.device).to(dtype) for x in wl.spec.upstream(wl))
+
+    def grad_reference(self, inputs: tuple, dys: tuple, wl: Workload) -> dict:
+        """The fp32 reference's gradients {name: tensor} for the upstream gradients dys (before the impl runs)."""
+        return wl.spec.grad_reference["torch"](inputs, dys, wl)
+
+    def grad_task(self, fn: Callable, inputs: tuple, dys: tuple, wl: Workload, prepare, finish, mode: str,
+                  inplace: bool = False):
+        """What the backward modes time and check (opbench.torch_backward)."""
+        from opbench.torch_backward import TorchGrad
+
+        return TorchGrad(self, fn, inputs, dys, wl, prepare, finish, mode, inplace)
+
     def check(self, out, ref, tol: float, layout: str = "") -> Accuracy:
         """Compare an output (canonical layout; a tuple where the op returns several tensors) with the reference:
         rel-L2 over all of it. A wrong type or shape is an error, not a verdict."""

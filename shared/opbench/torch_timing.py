@@ -73,10 +73,12 @@ def copy_args(torch, args: tuple, copies: int) -> list[tuple]:
     return [args] + [tuple(clone(a) for a in args) for _ in range(copies - 1)]
 
 
-def capture_graph(torch, fn: Callable, sets: list[tuple], calls: int = 1):
+def capture_graph(torch, fn: Callable, sets: list[tuple], calls: int = 1, stream=None):
     """Capture `calls` back-to-back calls of fn in one CUDA graph, call i on sets[i % len(sets)]; returns
-    (graph, last output, kept outputs). With several sets every call's output is kept, so none reuses another's."""
-    side = torch.cuda.Stream()
+    (graph, last output, kept outputs). With several sets every call's output is kept, so none reuses another's.
+    stream: warm up and capture on it (a backward must be captured on the stream its forward ran on: autograd runs
+    each backward op on its forward op's stream); None: a fresh side stream, then the default capture stream."""
+    side = stream if stream is not None else torch.cuda.Stream()
     side.wait_stream(torch.cuda.current_stream())
     with torch.cuda.stream(side):  # capture needs the impl warmed on a side stream (lazy init, workspaces)
         for _ in range(2):
@@ -85,7 +87,7 @@ def capture_graph(torch, fn: Callable, sets: list[tuple], calls: int = 1):
     torch.cuda.synchronize()
     graph = torch.cuda.CUDAGraph()
     kept: list = []
-    with torch.cuda.graph(graph):
+    with torch.cuda.graph(graph) if stream is None else torch.cuda.graph(graph, stream=stream):
         for i in range(calls):
             out = fn(*sets[i % len(sets)])
             if len(sets) > 1:
@@ -102,14 +104,14 @@ def calls_per_graph(single_call_ms: float) -> int:
     return max(1, min(MAX_CALLS_PER_GRAPH, math.ceil(GRAPH_TARGET_MS / single_call_ms)))
 
 
-def graph_timer(torch, fn: Callable, sets: list[tuple], flush) -> RepTimer:
+def graph_timer(torch, fn: Callable, sets: list[tuple], flush, stream=None) -> RepTimer:
     """Graph mode: the single-call graph sizes the many-call one and stays as the cold timer."""
-    single, out, _ = capture_graph(torch, fn, sets[:1], 1)
+    single, out, _ = capture_graph(torch, fn, sets[:1], 1, stream)
     cold = event_runner(torch, single.replay, flush)
     calls = calls_per_graph(statistics.median(cold(5)))
     if calls == 1:  # the reps themselves are cold single calls: no second graph, no extra cold reps
         return RepTimer("graph", cold, calls=1, cold=None, graph_out=out, keep=(single, flush, sets))
-    graph, out, kept = capture_graph(torch, fn, sets, calls)
+    graph, out, kept = capture_graph(torch, fn, sets, calls, stream)
     return RepTimer("graph", event_runner(torch, graph.replay, flush, calls), calls=calls, cold=cold,
                     graph_out=out, keep=(single, graph, flush, sets, kept))
 
@@ -118,11 +120,20 @@ def cuda_timer(torch, fn: Callable, args: tuple, graph_safe: bool, device, copie
     """Graph mode where the impl is graph-safe and capture works; otherwise events around each eager call.
     copies > 1: the calls rotate through that many copies of the tensor arguments."""
     flush = flush_buffer(torch, device)
-    sets = copy_args(torch, args, copies)
+    return timer_over(torch, fn, copy_args(torch, args, copies), graph_safe, flush)
+
+
+def sets_timer(torch, fn: Callable, sets: list[tuple], graph_safe: bool, device, stream=None) -> RepTimer:
+    """cuda_timer over argument sets made by the caller (the backward modes: each set holds its own forward's
+    outputs); the calls rotate through them. stream: where graph capture happens (see capture_graph)."""
+    return timer_over(torch, fn, sets, graph_safe, flush_buffer(torch, device), stream)
+
+
+def timer_over(torch, fn: Callable, sets: list[tuple], graph_safe: bool, flush, stream=None) -> RepTimer:
     note = None
     if graph_safe:
         try:
-            return graph_timer(torch, fn, sets, flush)
+            return graph_timer(torch, fn, sets, flush, stream)
         except Exception as exc:  # any capture failure falls back to events; the reason goes into the log
             note = f"graph capture failed, timed with events: {one_line(exc)}"
             try:

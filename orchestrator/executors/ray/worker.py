@@ -32,6 +32,7 @@ from orchestrator.executors.ray.bundle import Bundle
 from orchestrator.executors.ray.spec import ARTIFACT, DEP, SRC, JobSpec, Outcome, Phase
 from orchestrator.model.context import Context
 from orchestrator.model.device import detect_device
+from orchestrator.model.mode import parse_modes
 from orchestrator.model.suite import Suite, Suites
 from orchestrator.run.device_locks import device_lock_path
 from orchestrator.run.jobrun import JobRunner
@@ -151,6 +152,7 @@ def materialize(spec: JobSpec, bundles, tmp: Path) -> tuple[Context, Planned, di
         suites=Suites.single(Suite(name=suite.stem, path=suite, sha256=sha256_bytes(spec.suite), op=spec.suite_op)),
         device=detect_device(),
         interp=spec.interp, wheelhouses=tuple(Path(w) for w in spec.wheelhouses), offline=spec.offline,
+        modes=parse_modes(spec.inputs.get("mode")),  # what the key was planned for: the job is told the same
     )
     if spec.base_python is not None:
         from orchestrator.env.host import Base

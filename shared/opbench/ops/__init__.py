@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib
 
-from .base import Field, Op  # relative: the orchestrator loads this package under a private name
+from .base import MODES, Field, Op  # relative: the orchestrator loads this package under a private name
 
 NAMES = ("attention", "rms_norm", "layer_norm", "rotary", "swiglu")
 DEFAULT = "attention"  # an impl or suite that names no op
@@ -21,4 +21,4 @@ def get(name: str) -> Op:
     return _loaded[name]
 
 
-__all__ = ["DEFAULT", "NAMES", "Field", "Op", "get"]
+__all__ = ["DEFAULT", "MODES", "NAMES", "Field", "Op", "get"]

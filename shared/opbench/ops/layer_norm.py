@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .base import Field, Op, elt_bytes, normal
+from .base import Field, Op, elt_bytes, normal, torch_autograd_reference
 
 EPS = 1e-5
 
@@ -21,6 +21,17 @@ def bytes_moved(wl) -> float:
     return float(elt_bytes(wl.dtype) * (2 * rows(wl) * wl.hidden + 2 * wl.hidden))
 
 
+def bwd_flops(wl) -> float:
+    """dy·w, x̂, the row sums of dy·w and dy·w·x̂, dx = rstd·(dy·w − mean(dy·w) − x̂·mean(dy·w·x̂)), dw += dy·x̂,
+    db += dy: 12 per element."""
+    return 12.0 * rows(wl) * wl.hidden
+
+
+def bwd_bytes(wl) -> float:
+    """x, dy and the weight read once; dx, dw and db written once (the bias is not needed)."""
+    return float(elt_bytes(wl.dtype) * (3 * rows(wl) * wl.hidden + 3 * wl.hidden))
+
+
 def inputs(wl) -> tuple:
     """x with a non-zero mean (so a missing centring shows), a weight near 1 and a small bias."""
     x = normal(wl.seed, 0, (wl.batch, wl.seq_len, wl.hidden), 1.0, 0.5)
@@ -32,14 +43,21 @@ def args(tensors: tuple, wl) -> tuple:
     return x, w, b, EPS
 
 
+def formula(tensors: tuple, wl):
+    """The fp32 math on fp32 tensors (differentiable: the gradient reference is autograd over it)."""
+    import torch
+
+    x, w, b = tensors
+    mean = x.mean(-1, keepdim=True)
+    var = (x - mean).pow(2).mean(-1, keepdim=True)
+    return (x - mean) * torch.rsqrt(var + EPS) * w + b
+
+
 def torch_reference(tensors: tuple, wl):
     import torch
 
-    x, w, b = (t.float() for t in tensors)
     with torch.no_grad():
-        mean = x.mean(-1, keepdim=True)
-        var = (x - mean).pow(2).mean(-1, keepdim=True)
-        return (x - mean) * torch.rsqrt(var + EPS) * w + b
+        return formula(tuple(t.float() for t in tensors), wl)
 
 
 OP = Op(
@@ -55,4 +73,9 @@ OP = Op(
     args=args,
     reference={"torch": torch_reference},
     layout="(B, S, D)",
+    grads=("dx", "dweight", "dbias"),
+    outputs=lambda wl: ((wl.batch, wl.seq_len, wl.hidden),),
+    bwd_flops=bwd_flops,
+    bwd_bytes=bwd_bytes,
+    grad_reference={"torch": torch_autograd_reference(formula)},
 )

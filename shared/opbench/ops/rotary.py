@@ -4,7 +4,7 @@ q (B, S, H, D), k (B, S, H, D), cos and sin (S, D) with equal halves. Returns (q
 
 from __future__ import annotations
 
-from .base import Field, Op, elt_bytes, normal
+from .base import Field, Op, elt_bytes, normal, torch_autograd_reference
 
 BASE = 10000.0
 
@@ -18,6 +18,12 @@ def bytes_moved(wl) -> float:
     """q and k read and written once, cos and sin read once."""
     qk = wl.batch * wl.seq_len * wl.heads * wl.head_dim
     return float(elt_bytes(wl.dtype) * (4 * qk + 2 * wl.seq_len * wl.head_dim))
+
+
+def bwd_bytes(wl) -> float:
+    """The upstream gradients of q_out and k_out read and dq, dk written once, cos and sin read once: the forward's
+    count (the backward is the transposed rotation)."""
+    return bytes_moved(wl)
 
 
 def inputs(wl) -> tuple:
@@ -37,18 +43,25 @@ def args(tensors: tuple, wl) -> tuple:
     return tuple(tensors)
 
 
-def torch_reference(tensors: tuple, wl):
+def formula(tensors: tuple, wl):
+    """The fp32 math on fp32 tensors (differentiable: the gradient reference is autograd over it)."""
     import torch
 
-    q, k, cos, sin = (t.float() for t in tensors)
+    q, k, cos, sin = tensors
     cos, sin = cos[None, :, None, :], sin[None, :, None, :]
 
     def rotate(x):
         half = x.shape[-1] // 2
         return torch.cat([-x[..., half:], x[..., :half]], dim=-1)
 
+    return q * cos + rotate(q) * sin, k * cos + rotate(k) * sin
+
+
+def torch_reference(tensors: tuple, wl):
+    import torch
+
     with torch.no_grad():
-        return q * cos + rotate(q) * sin, k * cos + rotate(k) * sin
+        return formula(tuple(t.float() for t in tensors), wl)
 
 
 def check(row) -> None:
@@ -70,4 +83,9 @@ OP = Op(
     reference={"torch": torch_reference},
     layout="((B, S, H, D), (B, S, H, D))",
     check=check,
+    grads=("dq", "dk", None, None),  # cos and sin are tables, not learned: no gradient
+    outputs=lambda wl: ((wl.batch, wl.seq_len, wl.heads, wl.head_dim),) * 2,
+    bwd_flops=flops,
+    bwd_bytes=bwd_bytes,
+    grad_reference={"torch": torch_autograd_reference(formula)},
 )

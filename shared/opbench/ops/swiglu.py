@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .base import Field, Op, elt_bytes, normal
+from .base import Field, Op, elt_bytes, normal, torch_autograd_reference
 
 
 def flops(wl) -> float:
@@ -15,6 +15,17 @@ def bytes_moved(wl) -> float:
     return float(elt_bytes(wl.dtype) * 3 * wl.tokens * wl.dim)
 
 
+def bwd_flops(wl) -> float:
+    """sigmoid (4), silu, d_up = dy·silu, silu' = s·(1 + g·(1 − s)) (4), d_gate = dy·up·silu' (2): 12 per output
+    element."""
+    return 12.0 * wl.tokens * wl.dim
+
+
+def bwd_bytes(wl) -> float:
+    """x (both halves) and dy read once, dx (both halves) written once."""
+    return float(elt_bytes(wl.dtype) * 5 * wl.tokens * wl.dim)
+
+
 def inputs(wl) -> tuple:
     return (normal(wl.seed, 0, (wl.tokens, 2 * wl.dim)),)
 
@@ -23,13 +34,19 @@ def args(tensors: tuple, wl) -> tuple:
     return tuple(tensors)
 
 
-def torch_reference(tensors: tuple, wl):
+def formula(tensors: tuple, wl):
+    """The fp32 math on fp32 tensors (differentiable: the gradient reference is autograd over it)."""
     import torch
 
     (x,) = tensors
-    x = x.float()
+    return torch.nn.functional.silu(x[..., : wl.dim]) * x[..., wl.dim :]
+
+
+def torch_reference(tensors: tuple, wl):
+    import torch
+
     with torch.no_grad():
-        return torch.nn.functional.silu(x[..., : wl.dim]) * x[..., wl.dim :]
+        return formula(tuple(t.float() for t in tensors), wl)
 
 
 OP = Op(
@@ -44,4 +61,9 @@ OP = Op(
     args=args,
     reference={"torch": torch_reference},
     layout="(T, D)",
+    grads=("dx",),
+    outputs=lambda wl: ((wl.tokens, wl.dim),),
+    bwd_flops=bwd_flops,
+    bwd_bytes=bwd_bytes,
+    grad_reference={"torch": torch_autograd_reference(formula)},
 )

@@ -1,0 +1,74 @@
+"""The timed reps of a workload, whatever is timed: warm-up, settle, adaptive reps, the cold single calls; and the
+wall time of each step (OPBENCH_VERBOSE)."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Callable
+
+from opbench.stats import median_stable
+
+COLD_REPS = 25  # single-call replays after an L2 flush, for lat_ms.cold_p50
+
+
+class Phases:
+    """Wall time of each step of a workload, printed to stderr when OPBENCH_VERBOSE is set (where time goes)."""
+
+    def __init__(self, label: str):
+        self.label, self.t = label, time.perf_counter()
+        self.spent: list[str] = []
+
+    def mark(self, name: str) -> None:
+        now = time.perf_counter()
+        self.spent.append(f"{name} {now - self.t:.2f}s")
+        self.t = now
+
+    def report(self) -> None:
+        if os.environ.get("OPBENCH_VERBOSE"):
+            print(f"{self.label}: " + ", ".join(self.spent), file=sys.stderr)
+
+
+def warm_up(backend, fn, args, seconds: float) -> None:
+    """Call until `seconds` have passed (at least twice): clocks, caches, lazy plans settle before timing."""
+    t0 = time.perf_counter()
+    calls = 0
+    while calls < 2 or time.perf_counter() - t0 < seconds:
+        backend.call(fn, args)
+        backend.sync()
+        calls += 1
+
+
+def timed_reps(timer, opts, cuda: bool) -> tuple[list[float], list[float] | None]:
+    """A workload's recorded times: settle, adaptive reps, then the cold single calls (graph mode only; when a
+    replay holds one call, its reps already are those). benchmarks/fidelity.py times through this too."""
+    settle(timer.run, opts.settle(cuda))
+    raw = adaptive_reps(timer.run, opts, cuda)
+    if timer.cold:
+        return raw, timer.cold(COLD_REPS)
+    return raw, (raw if timer.mode == "graph" else None)
+
+
+def settle(run_reps: Callable[[int], list[float]], seconds: float) -> None:
+    """Run the timed pattern itself, unrecorded, for `seconds`: the GPU's clocks leave idle (or the warm-up's
+    host-gapped load) and reach the steady state of back-to-back work before the first recorded rep."""
+    t0 = time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        run_reps(5)
+
+
+def adaptive_reps(run_reps: Callable[[int], list[float]], opts, cuda: bool) -> list[float]:
+    """Reps in batches until the median's 95% CI is within ±rel_ci, max_reps, or the time cap (≥ 5 reps)."""
+    t0 = time.perf_counter()
+    raw = run_reps(3)
+    per_rep = max((time.perf_counter() - t0) / 3, 1e-6)  # wall time of a rep (flush and batching included)
+    batch = int(min(100, max(5, 0.05 / per_rep)))  # about 50 ms per batch between checks of the stopping rule
+    cap = opts.time_cap(cuda)
+    while len(raw) < opts.max_reps:
+        if median_stable(raw, opts.rel_ci, opts.min_reps):
+            break
+        if time.perf_counter() - t0 >= cap and len(raw) >= 5:
+            break
+        raw += run_reps(min(batch, opts.max_reps - len(raw)))
+    return raw
