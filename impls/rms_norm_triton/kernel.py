@@ -112,6 +112,12 @@ def launch_config(n_rows: int, n: int) -> dict:
             block_m, chunk, warps = 2, 4096, 8
         chunk = min(chunk, triton.next_power_of_2(n))
         return dict(BLOCK_M=block_m, CHUNK=chunk, MASKED=n_rows % block_m != 0 or n % chunk != 0, num_warps=warps)
+    return row_config(n_rows, n)
+
+
+def row_config(n_rows: int, n: int) -> dict:
+    """BLOCK_M, BLOCK_N, MASKED and num_warps of the whole-row kernels (`_norm_fwd`, and the training forward that
+    also saves the statistics), for any row length."""
     block_n = triton.next_power_of_2(n)
     block_m = max(1, min(MAX_BLOCK_M, TILE_ELEMS // block_n, triton.next_power_of_2(max(n_rows, 1))))
     return dict(BLOCK_M=block_m, BLOCK_N=block_n, MASKED=n_rows % block_m != 0 or n != block_n,
@@ -325,8 +331,7 @@ def _norm_train(x, weight, bias, eps: float, layer: bool):
     rstd = torch.empty(n_rows, dtype=torch.float32, device=x.device)
     mean = torch.empty(n_rows, dtype=torch.float32, device=x.device) if layer else None
     if n_rows:
-        full = launch_config(n_rows, n)  # the forward's table, for the whole-row kernel's keys
-        cfg = {key: full[key] for key in ("BLOCK_M", "BLOCK_N", "MASKED", "num_warps")}
+        cfg = row_config(n_rows, n)  # whole rows (the looped launch of long rows saves no statistics)
         grid = (triton.cdiv(n_rows, cfg["BLOCK_M"]),)
         _norm_fwd_stats[grid](x2, weight.contiguous(), bias.contiguous() if layer else weight, y,
                               mean if layer else rstd, rstd, n_rows, N=n, eps=eps, LAYER=layer, **cfg)
