@@ -39,7 +39,8 @@ def load(folder: Path) -> dict:
                 continue
             rec = Record.from_json(data)
             if rec.ok:
-                out[(rec.wl.op, path.stem, data.get("mode", "fwd"))][rec.impl][rec.wl.name] = rec
+                suite = path.stem.split(".")[0]  # <suite>.jsonl, or <suite>.<modes>.jsonl (collect_results.py)
+                out[(rec.wl.op, suite, data.get("mode", "fwd"))][rec.impl][rec.wl.name] = rec
     return out
 
 

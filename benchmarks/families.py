@@ -32,12 +32,12 @@ def load(folder: Path) -> dict[str, dict[str, dict[str, Record]]]:
     """op -> suite -> impl -> {workload: record} for every good record under folder (file stem = suite)."""
     out: dict = defaultdict(lambda: defaultdict(lambda: defaultdict(dict)))
     for path in sorted(folder.rglob("*.jsonl")):
-        suite = path.stem if path.stem != "results" else "?"
+        suite = path.stem.split(".")[0] if path.stem != "results" else "?"
         for line in path.read_text(encoding="utf-8").splitlines():
             if not line.strip():
                 continue
             data = json.loads(line)
-            if data.get("status") != "ok":
+            if data.get("status") != "ok" or data.get("mode", "fwd") != "fwd":
                 continue  # skipped before running (no workload) or an error: nothing to count
             rec = Record.from_json(data)
             # the harness's current rule (opbench.schema.l2_resident), whatever flag the record was written with

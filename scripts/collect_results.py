@@ -3,8 +3,8 @@
     python scripts/collect_results.py ARTIFACTS DEST     # e.g. artifacts results/h100
     python scripts/collect_results.py --combine DEST     # only combine DEST again (after the report changed)
 
-Per impl, every committed entry's `*.jsonl` is copied as `DEST/<impl>/<suite>.jsonl` with its manifest as
-`manifest.<suite>.json` (the newest also as `manifest.json`, its `files` listing the collected `*.jsonl`, the only
+Per impl, every committed entry's `*.jsonl` is copied as `DEST/<impl>/<suite>.jsonl` (`<suite>.bwd+fwd_bwd.jsonl`
+for a run of other modes than the forward) with its manifest as `manifest.<suite>.json` (the newest also as `manifest.json`, its `files` listing the collected `*.jsonl`, the only
 result files the combine stage reads), and DEST/upstreams.json gains them (impls already listed there stay); then
 the combine stage runs over every listed folder,
 writing latency.csv, charts/, report.html and summary.txt into DEST. Paths inside DEST are relative. The combine
@@ -49,6 +49,9 @@ def collect(artifacts: Path, dest: Path) -> dict:
         for manifest, entry in sorted(((json.loads((e / "manifest.json").read_text()), e) for e in entries),
                                       key=lambda me: me[0]["finished"]):
             suite = manifest["inputs"]["workloads"]["name"]
+            mode = manifest["inputs"].get("mode", "fwd")
+            if mode != "fwd":  # a run of other modes sits beside the suite's forward, never over it
+                suite = f"{suite}.{mode.replace(',', '+')}"
             out = dest / job.name
             out.mkdir(parents=True, exist_ok=True)
             for jsonl in sorted(entry.glob("*.jsonl")):
