@@ -29,7 +29,7 @@ GOAL_BEST, GOAL_OURS = 90.0, 95.0
 
 
 def load(folder: Path) -> dict[str, dict[str, dict[str, Record]]]:
-    """op -> suite -> impl -> {workload: record} for every good record under folder (file stem = suite)."""
+    """op -> suite -> impl -> {workload: record} for every good forward record under folder (file stem = suite)."""
     out: dict = defaultdict(lambda: defaultdict(lambda: defaultdict(dict)))
     for path in sorted(folder.rglob("*.jsonl")):
         suite = path.stem.split(".")[0] if path.stem != "results" else "?"
@@ -42,6 +42,8 @@ def load(folder: Path) -> dict[str, dict[str, dict[str, Record]]]:
             rec = Record.from_json(data)
             # the harness's current rule (opbench.schema.l2_resident), whatever flag the record was written with
             resident = l2_resident(rec.gbps, rec.env.copy_gbps, data.get("l2"))
+            if rec.mode != "fwd":
+                continue  # the forward's figures (a backward's are another table, never mixed in here)
             if rec.wl.op in FAMILIES and rec.status == "ok" and rec.ok and rec.gbps and not resident:
                 out[rec.wl.op][suite][rec.impl][rec.wl.name] = rec
     return out

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import random
 import xml.etree.ElementTree as ET
 from dataclasses import replace
@@ -16,6 +17,7 @@ from combine_data import WORKLOADS, Record, commit, env, measured, run_combine, 
 NS = "{http://www.w3.org/2000/svg}"
 NO_BACKWARD = "no backward: SageAttention's sageattn is a forward-only (inference) kernel: no autograd backward"
 RATES = {"torch_flash": 340.0, "torch_math": 2.4, "sage_attention": 640.0}
+PRESKIP = "requires CUDA; no NVIDIA GPU on this machine"
 
 
 def backward(rec: Record, rng) -> Record:
@@ -42,6 +44,10 @@ def out(tmp_path_factory):
                 if name == "sage_attention" else backward(fwd, rng)
             recs += [fwd, bwd]
         doc[name] = upstream(commit(root / "in", name, recs), tags=tags)
+    preskip = {"schema": 2, "op": "attention", "impl": "flash_attn4", "status": "skipped", "reason": PRESKIP,
+               "tags": {}}  # what the orchestrator writes for a job it never starts (run/jobrun.commit_preskip)
+    doc["flash_attn4"] = upstream(commit(root / "in", "flash_attn4", lines=[json.dumps(preskip)], status="skipped",
+                                         reason=PRESKIP), "skipped", PRESKIP)
     res = run_combine(write_upstreams(root / "in", doc), root / "out")
     assert res.returncode == 0, res.stderr
     return root / "out"
@@ -88,14 +94,17 @@ def test_the_summary_and_page_tables_name_the_mode(out):
     assert "B=1 H=24 D=128 non-causal bfloat16 fwd" in text and "B=1 H=24 D=128 non-causal bfloat16 bwd" in text
     assert "flux_L128 [bwd]" in text
     assert f"sage_attention (attention bwd): skipped: {NO_BACKWARD}" in text  # nothing measured in that mode
+    assert text.count(f"flash_attn4 (attention): skipped: {PRESKIP}") == 1  # never run: once, for every mode
     html = (out / "report.html").read_text()
     assert "<caption>B=1 H=24 D=128 non-causal bfloat16 bwd</caption>" in html
     assert "<caption>B=1 H=24 D=128 non-causal bfloat16 fwd</caption>" in html
+    assert html.count('class="missing-entry" data-impl="flash_attn4"') == 2  # named under each mode's charts
+
 
 
 def test_the_csv_has_one_row_per_mode_with_its_mode(out):
     rows = list(csv.DictReader(io.StringIO((out / "latency.csv").read_text())))
-    assert len(rows) == 2 * len(WORKLOADS) * len(RATES)
+    assert len(rows) == 2 * len(WORKLOADS) * len(RATES) + 1  # and the never-run impl's row
     assert {r["Mode"] for r in rows} == {"fwd", "bwd"} and all("[" not in r["Workload"] for r in rows)
     sage = [r for r in rows if r["Impl ID"] == "sage_attention" and r["Mode"] == "bwd"]
     assert sage and all(r["status"] == "skipped" and r["reason"] == NO_BACKWARD for r in sage)

@@ -372,8 +372,11 @@ def section(op: str, recs: list[Rec], upstreams: dict, missing: list[Missing], b
         label = impl if impl_names[impl] == 1 else f"{up}/{impl}"
         if not measured:
             why = next((r for r in rs if r.reason), None)
-            missing.append(Missing(label, op, rs[0].status, why.reason if why else upstreams[up].reason,
-                                   upstreams[up].log_tail, mode))
+            every = all(not r.shape for r in rs)  # skipped before any workload: the same in every mode, named once
+            m = Missing(label, op, rs[0].status, why.reason if why else upstreams[up].reason, upstreams[up].log_tail,
+                        None if every else mode)
+            if m not in missing:
+                missing.append(m)
             continue
         problems = tuple(r for r in rs if not r.measured and r.wid not in measured)
         if (up, impl) not in slugs:
