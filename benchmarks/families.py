@@ -37,7 +37,7 @@ def load(folder: Path) -> dict[str, dict[str, dict[str, Record]]]:
             if not line.strip():
                 continue
             data = json.loads(line)
-            if data.get("status") != "ok" or data.get("mode", "fwd") != "fwd":
+            if data.get("status") != "ok":
                 continue  # skipped before running (no workload) or an error: nothing to count
             rec = Record.from_json(data)
             # the harness's current rule (opbench.schema.l2_resident), whatever flag the record was written with
