@@ -193,6 +193,37 @@ def test_an_impl_without_a_backward_is_skipped_in_those_modes_with_its_reason(ha
     assert (out / "skipped.txt").read_text().strip() == f"no backward: {why}"
 
 
+def test_phases_json_times_each_workload_and_mode_by_the_same_steps_beside_unchanged_records(harness):
+    from opbench.reps import PHASE_KEYS
+
+    code, recs, out = harness(sdpa.backend_attend("MATH"), mode="fwd,bwd", prepare=sdpa.to_bhsd)
+    assert code == 0 and list(recs) == [(w, m) for w in ("plain", "causal_gqa", "half") for m in ("fwd", "bwd")]
+    assert sorted(p.name for p in out.iterdir()) == ["phases.json", "results.jsonl"]  # the tmp file is renamed
+    doc = json.loads((out / "phases.json").read_text())
+    assert doc["format"] == 1 and doc["ready_s"] >= 0 and doc["ceilings_s"] >= 0
+    assert sorted(doc["workloads"]) == ["causal_gqa", "half", "plain"]
+    for name, modes in doc["workloads"].items():
+        assert sorted(modes) == ["bwd", "fwd"], name
+        for mode, steps in modes.items():
+            assert tuple(sorted(steps)) == tuple(sorted(PHASE_KEYS)), (name, mode)
+            assert all(isinstance(v, float) and v >= 0 for v in steps.values()), steps
+            assert steps["first_call_s"] > 0 and steps["reps_s"] > 0, (name, mode, steps)
+    why = "a forward-only kernel"  # a mode not taken is timed as nothing, under the same keys
+    code, recs, out = harness(sdpa.backend_attend("MATH"), mode="fwd,bwd", prepare=sdpa.to_bhsd, backward=why)
+    doc = json.loads((out / "phases.json").read_text())
+    assert set(doc["workloads"]["plain"]["bwd"].values()) == {0.0} and doc["workloads"]["plain"]["fwd"]["reps_s"] > 0
+
+
+def test_the_process_age_is_read_from_proc_and_grows():
+    import time
+
+    from opbench.phases import process_age
+
+    a = process_age()
+    time.sleep(0.05)
+    assert 0 < a < process_age()
+
+
 def test_an_output_without_autograd_is_an_error_never_a_forward_timed_as_backward(harness):
     def detached(q, k, v, causal):
         return sdpa.backend_attend("MATH")(q, k, v, causal).detach()

@@ -54,16 +54,17 @@ def merge(per: dict, again: dict) -> dict:
 
 
 def measure_grad(backend, fn, impl: str, tags: dict, env: Env, wl: Workload, opts, peak: float | None,
-                 mode: str) -> Record:
-    """Measure one workload's backward in `mode` (bwd | fwd_bwd); raises whatever the impl raises."""
+                 mode: str, clock: Phases | None = None) -> Record:
+    """Measure one workload's backward in `mode` (bwd | fwd_bwd); raises whatever the impl raises. clock (made here
+    if None) is marked after each step."""
     spec = wl.spec
-    clock = Phases(f"{impl} {wl.name} [{mode}]")
+    clock = Phases(f"{impl} {wl.name} [{mode}]") if clock is None else clock
     inputs = backend.inputs(wl)
     dys = backend.upstream(wl)
-    clock.mark("inputs")
+    clock.mark("inputs", "inputs_s")
     ref = backend.grad_reference(inputs, dys, wl)  # before the impl runs, like the forward's reference
     fwd_ref = backend.reference(inputs, wl) if mode == "fwd_bwd" else None
-    clock.mark("reference")
+    clock.mark("reference", "reference_s")
     task = backend.grad_task(fn, inputs, dys, wl, opts.prepare, opts.finish, mode, opts.inplace)
     grads, out, compile_ms = task.first()
     tol = tolerance_for(wl.dtype, opts.tolerance, spec.tolerance)
@@ -75,16 +76,16 @@ def measure_grad(backend, fn, impl: str, tags: dict, env: Env, wl: Workload, opt
             reason = verdict_reason(fwd_acc)
         acc = acc.worse(fwd_acc)
     del grads, out
-    clock.mark("prepare+first call+check")
+    clock.mark("prepare+first call+check", "first_call_s")
     warm_up(backend, task.call, (), opts.warmup(backend.has_cuda))
     peak_bytes = task.peak_bytes()
-    clock.mark("warm-up+memory")
+    clock.mark("warm-up+memory", "warmup_s")
     copies, l2 = l2_plan(backend, wl, task.moved, opts)
     timer = task.timer(opts.graph_safe, copies)
     if timer.note:
         print(f"{impl} {wl.name} [{mode}]: {timer.note}", file=sys.stderr)
-    clock.mark(f"{timer.mode} setup")
-    raw, cold = timed_reps(timer, opts, backend.has_cuda)
+    clock.mark(f"{timer.mode} setup", "setup_s")
+    raw, cold = timed_reps(timer, opts, backend.has_cuda, clock)
     if timer.graph_out is not None and not (opts.inplace or opts.grad_inplace):  # the replays' gradients too
         again, again_name, again_per = check_grads(backend, task.canonical(timer.graph_out), ref,
                                                    GRAD_TOL_FACTOR * tol, spec.layout)
@@ -94,7 +95,7 @@ def measure_grad(backend, fn, impl: str, tags: dict, env: Env, wl: Workload, opt
         acc = acc.worse(again)
     lat = summarize(raw, timer.mode, timer.calls, cold)
     del timer, task  # graphs, retained forwards and input copies: free before the next workload
-    clock.mark("reps")
+    clock.mark("check", "check_s")
     clock.report()
     flops, nbytes = spec.work(wl, mode)
     return rated(impl, wl, tags, env, lat, compile_ms, peak_bytes, l2, acc, peak, flops, nbytes, reason,

@@ -40,35 +40,37 @@ def l2_plan(backend, wl: Workload, args: tuple, opts) -> tuple[int, L2]:
                       f"{l2 >> 20} MiB L2)", copies=copies)
 
 
-def measure(backend, fn, impl: str, tags: dict, env: Env, wl: Workload, opts, peak: float | None) -> Record:
-    """Measure one workload's forward; raises whatever the impl raises (the caller turns it into an error record)."""
+def measure(backend, fn, impl: str, tags: dict, env: Env, wl: Workload, opts, peak: float | None,
+            clock: Phases | None = None) -> Record:
+    """Measure one workload's forward; raises whatever the impl raises (the caller turns it into an error record).
+    clock (made here if None) is marked after each step."""
     spec = wl.spec
     finish = opts.finish or (lambda out: out)
-    clock = Phases(f"{impl} {wl.name}")
+    clock = Phases(f"{impl} {wl.name}") if clock is None else clock
     inputs = backend.inputs(wl)
-    clock.mark("inputs")
+    clock.mark("inputs", "inputs_s")
     ref = backend.reference(inputs, wl)  # before the impl runs: an impl that writes its inputs can't bend it
-    clock.mark("reference")
+    clock.mark("reference", "reference_s")
     args = tuple(opts.prepare(*inputs, wl)) if opts.prepare else tuple(spec.args(inputs, wl))
     out, compile_ms = backend.first_call(fn, args)
     tol = tolerance_for(wl.dtype, opts.tolerance, spec.tolerance)
     acc = backend.check(finish(out), ref, tol, spec.layout)
     del out
-    clock.mark("prepare+first call+check")
+    clock.mark("prepare+first call+check", "first_call_s")
     warm_up(backend, fn, args, opts.warmup(backend.has_cuda))
     peak_bytes = backend.peak_bytes(fn, args)
-    clock.mark("warm-up+memory")
+    clock.mark("warm-up+memory", "warmup_s")
     copies, l2 = l2_plan(backend, wl, args, opts)
     timer = backend.timer(fn, args, opts.graph_safe, copies)
     if timer.note:
         print(f"{impl} {wl.name}: {timer.note}", file=sys.stderr)
-    clock.mark(f"{timer.mode} setup")
-    raw, cold = timed_reps(timer, opts, backend.has_cuda)
+    clock.mark(f"{timer.mode} setup", "setup_s")
+    raw, cold = timed_reps(timer, opts, backend.has_cuda, clock)
     if timer.graph_out is not None and not opts.inplace:  # what the replays computed must be right too
         acc = acc.worse(backend.check(finish(timer.graph_out), ref, tol, spec.layout))
     lat = summarize(raw, timer.mode, timer.calls, cold)
     del timer  # its graphs and input copies: free before the next workload
-    clock.mark("reps")
+    clock.mark("check", "check_s")
     clock.report()
     return rated(impl, wl, tags, env, lat, compile_ms, peak_bytes, l2, acc, peak, wl.flops, wl.bytes,
                  None if acc.ok else verdict_reason(acc))

@@ -13,16 +13,25 @@ from opbench.stats import median_stable
 COLD_REPS = 25  # single-call replays after an L2 flush, for lat_ms.cold_p50
 
 
+# The steps of a workload whose seconds $ORCH_OUT/phases.json records (opbench.phases), each 0.0 where not taken.
+PHASE_KEYS = ("inputs_s", "reference_s", "first_call_s", "warmup_s", "setup_s", "settle_s", "reps_s", "cold_s",
+              "check_s")
+
+
 class Phases:
-    """Wall time of each step of a workload, printed to stderr when OPBENCH_VERBOSE is set (where time goes)."""
+    """Wall time of each step of a workload, printed to stderr when OPBENCH_VERBOSE is set (where time goes), and
+    by PHASE_KEYS in `seconds` for phases.json."""
 
     def __init__(self, label: str):
         self.label, self.t = label, time.perf_counter()
         self.spent: list[str] = []
+        self.seconds = dict.fromkeys(PHASE_KEYS, 0.0)
 
-    def mark(self, name: str) -> None:
+    def mark(self, name: str, key: str | None = None) -> None:
         now = time.perf_counter()
         self.spent.append(f"{name} {now - self.t:.2f}s")
+        if key is not None:
+            self.seconds[key] += now - self.t
         self.t = now
 
     def report(self) -> None:
@@ -40,13 +49,19 @@ def warm_up(backend, fn, args, seconds: float) -> None:
         calls += 1
 
 
-def timed_reps(timer, opts, cuda: bool) -> tuple[list[float], list[float] | None]:
+def timed_reps(timer, opts, cuda: bool, clock: Phases | None = None) -> tuple[list[float], list[float] | None]:
     """A workload's recorded times: settle, adaptive reps, then the cold single calls (graph mode only; when a
-    replay holds one call, its reps already are those). benchmarks/fidelity.py times through this too."""
+    replay holds one call, its reps already are those). benchmarks/fidelity.py times through this too. clock, if
+    given, is marked after each of the three."""
+    mark = clock.mark if clock is not None else (lambda name, key=None: None)
     settle(timer.run, opts.settle(cuda))
+    mark("settle", "settle_s")
     raw = adaptive_reps(timer.run, opts, cuda)
+    mark("reps", "reps_s")
     if timer.cold:
-        return raw, timer.cold(COLD_REPS)
+        cold = timer.cold(COLD_REPS)
+        mark("cold", "cold_s")
+        return raw, cold
     return raw, (raw if timer.mode == "graph" else None)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -22,6 +23,7 @@ from opbench.accuracy import Tolerance
 from opbench.envinfo import package_versions, python_version
 from opbench.errors import HarnessError, Skip, one_line
 from opbench.measure import MAX_COPIES, ROTATE_L2_MULTIPLE, l2_plan, measure, verdict_reason
+from opbench.phases import PhaseLog, process_age
 from opbench.record import Env, Record
 from opbench.reps import COLD_REPS, Phases, adaptive_reps, settle, timed_reps, warm_up
 from opbench.suite import Suite, load_suite
@@ -193,28 +195,35 @@ def ceilings(backend, impl: str, memory_bound: bool) -> tuple[float | None, floa
 def run_suite(backend, fn, impl, tags, env, suite: Suite, opts: Options, out_dir: Path,
               modes: tuple[str, ...] = ("fwd",)) -> int:
     spec = suite.workloads[0].spec
+    log = PhaseLog(out_dir, ready_s=process_age())  # $ORCH_OUT/phases.json: where the job's time went
+    t0 = time.perf_counter()
     peak, bandwidth = ceilings(backend, impl, spec.memory_bound)
+    log.ceilings(time.perf_counter() - t0)
     env = replace(env, peak_tflops=peak, copy_gbps=bandwidth)
     with output.ResultsWriter(out_dir) as results:
         for wl in suite.workloads:
             for mode in modes:
-                results.write(measure_mode(backend, fn, impl, tags, env, wl, opts, peak, mode))
+                clock = Phases(f"{impl} {wl.name}" + ("" if mode == "fwd" else f" [{mode}]"))
+                results.write(measure_mode(backend, fn, impl, tags, env, wl, opts, peak, mode, clock))
+                log.add(wl.name, mode, clock.seconds)
     return 0
 
 
-def measure_mode(backend, fn, impl, tags, env, wl, opts: Options, peak, mode: str) -> Record:
-    """One workload in one mode: measured, skipped (no backward) or an error record; its line printed."""
+def measure_mode(backend, fn, impl, tags, env, wl, opts: Options, peak, mode: str,
+                 clock: Phases | None = None) -> Record:
+    """One workload in one mode: measured, skipped (no backward) or an error record; its line printed. clock
+    gets the seconds of each step taken (all 0.0 for a skipped one)."""
     why = no_backward(wl.spec, opts, mode)
     if why:
         record = Record(impl, wl, "skipped", tags, env, reason=why, mode=mode)
     else:
         try:
             if mode == "fwd":
-                record = measure(backend, fn, impl, tags, env, wl, opts, peak)
+                record = measure(backend, fn, impl, tags, env, wl, opts, peak, clock)
             else:
                 from opbench.backward import measure_grad
 
-                record = measure_grad(backend, fn, impl, tags, env, wl, opts, peak, mode)
+                record = measure_grad(backend, fn, impl, tags, env, wl, opts, peak, mode, clock)
         except Exception as exc:
             traceback.print_exc(file=sys.stderr)
             record = Record(impl, wl, "error", tags, env, reason=one_line(exc), mode=mode)
