@@ -6,7 +6,7 @@ import json
 import subprocess
 from pathlib import Path
 
-from conftest import DUMP_ENV, NVLS_OFF, copy_tree, entry_of
+from conftest import DUMP_ENV, NVLS_OFF, copy_tree, entry_of, orch
 
 
 
@@ -97,6 +97,41 @@ def test_combine_merges_records_into_csv(tree):
 
 
 
+
+
+# A timed job (gpu = true: on a GPU-less machine it holds the machine's timing slot) that writes its own phases.json.
+TIMED_WITH_PHASES = (
+    "import json, os, time\n"
+    "time.sleep(0.3)\n"
+    "doc = {'format': 1, 'ready_s': 0.05, 'workloads': {'tiny': {'fwd': {'reps_s': 0.2}}}}\n"
+    "json.dump(doc, open(os.path.join(os.environ['ORCH_OUT'], 'phases.json'), 'w'))\n"
+)
+
+
+def test_every_manifest_records_where_its_time_went_outside_the_key(tree):
+    import time
+
+    tree.add_impl("timed", TIMED_WITH_PHASES, settings="gpu = true")
+    t0 = time.time()
+    out = tree.run("six_old", "timed", extra=["--no-combine"], env={"ORCH_FORCE_CPU": "1"})
+    wall = time.time() - t0
+    assert out.returncode == 0, out.stdout + out.stderr
+    for name in ("six_old", "timed"):
+        m = json.loads((entry_of(tree.artifacts, name) / "manifest.json").read_text())
+        ph = m["phases"]
+        assert all(isinstance(ph[k], float) and ph[k] >= 0 for k in ("env_s", "wait_s", "run_s")), ph
+        assert ph["env_s"] + ph["wait_s"] + ph["run_s"] <= wall, (ph, wall)
+        assert abs(ph["run_s"] - (m["finished"] - m["started"])) < 1e-6
+    six, timed = (json.loads((entry_of(tree.artifacts, n) / "manifest.json").read_text()) for n in ("six_old", "timed"))
+    assert six["phases"]["start_s"] is None and "harness" not in six["phases"]  # no harness, nothing more known
+    assert timed["phases"]["start_s"] == 0.05 and timed["phases"]["start_s"] <= timed["phases"]["run_s"]
+    assert timed["phases"]["harness"]["workloads"] == {"tiny": {"fwd": {"reps_s": 0.2}}}
+    assert "phases.json" in timed["files"]  # an output like any other: listed with its sha, the entry verifies
+    assert orch("verify", "--artifacts", tree.artifacts).returncode == 0
+    again = tree.run("six_old", "timed", extra=["--no-combine"], env={"ORCH_FORCE_CPU": "1"})
+    assert again.returncode == 0 and again.ran() == set(), again.stdout  # phases never enter a key
+    show = orch("show", "timed", *tree.args(), env={"ORCH_FORCE_CPU": "1"})
+    assert show.returncode == 0 and '"phases": {' in show.stdout and '"wait_s":' in show.stdout, show.stdout
 
 
 def test_jobs_inherit_the_parent_environment(tree):

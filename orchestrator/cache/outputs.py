@@ -97,6 +97,21 @@ def _bad_jsonl(path: Path) -> str | None:
                 return f"{lineno}: not a JSON object"
 
 
+PHASES_FILE = "phases.json"  # the harness's seconds per step (opbench/phases.py); an output like any other
+MAX_PHASES_BYTES = 1 << 20
+
+
+def harness_phases(out: Path) -> dict | None:
+    """The job's phases.json as a JSON object, read with one bounded read; None when absent, too large or not one."""
+    try:
+        with open(out / PHASES_FILE, "rb") as f:
+            raw = f.read(MAX_PHASES_BYTES + 1)
+        doc = json.loads(raw) if len(raw) <= MAX_PHASES_BYTES else None
+    except (OSError, ValueError):
+        return None
+    return doc if isinstance(doc, dict) else None
+
+
 def hash_outputs(out: Path, logs: Path) -> dict[str, str]:
     """sha256 of every output file and log, by path relative to the entry."""
     files = {}

@@ -39,6 +39,7 @@ class Manifest:
     reproduce: str
     runner: dict = field(default_factory=dict)
     variables: dict = field(default_factory=dict)  # framework variables (TORCH_*, CUDA_*, …) the job ran with
+    phases: dict = field(default_factory=dict)  # seconds: env_s, wait_s, run_s, start_s, harness (phases.json)
 
     @property
     def duration(self) -> float:
@@ -82,9 +83,9 @@ def recorded_variables(environ) -> dict[str, str]:
 FIELD_TYPES = {
     "name": (str,), "key": (str,), "inputs": (dict,), "status": (str,), "reason": (str,), "started": (int, float),
     "finished": (int, float), "returncode": (int,), "files": (dict,), "packages": (list,), "device": (dict,),
-    "reproduce": (str,), "runner": (dict,), "variables": (dict,),
+    "reproduce": (str,), "runner": (dict,), "variables": (dict,), "phases": (dict,),
 }
-OPTIONAL_FIELDS = {"runner", "variables"}
+OPTIONAL_FIELDS = {"runner", "variables", "phases"}
 
 
 class Store:

@@ -8,7 +8,7 @@ import re
 import time
 from pathlib import Path
 
-from orchestrator.cache.outputs import UPSTREAMS_FILE, check_outputs, has_records, hash_outputs
+from orchestrator.cache.outputs import UPSTREAMS_FILE, check_outputs, harness_phases, has_records, hash_outputs
 from orchestrator.cache.store import Manifest, recorded_variables, remove_tree
 from orchestrator.env.isolated import Env
 from orchestrator.errors import StoreError
@@ -62,6 +62,7 @@ class JobRunner:
         self.ctx = ctx
         self.executor = executor
         self.stages = LocalExecutor()
+        self.env_seconds: dict[str, float] = {}  # per job: how long readying its env took (its manifest's env_s)
 
     def executor_for(self, p: Planned):
         return self.stages if p.job.stage else self.executor
@@ -78,7 +79,10 @@ class JobRunner:
 
     def ready_env(self, p: Planned, on_phase) -> Env:
         """The job's env as its executor needs it before the job starts: built here, or located (built where it runs)."""
-        return self.executor_for(p).env(self.ctx, p, on_phase)
+        t0 = time.perf_counter()
+        env = self.executor_for(p).env(self.ctx, p, on_phase)
+        self.env_seconds[p.job.name] = time.perf_counter() - t0
+        return env
 
     def cancel(self) -> None:
         from orchestrator.run.proc import kill_tools
@@ -144,8 +148,9 @@ class JobRunner:
 
     # -- running --------------------------------------------------------------------------------
     def run(self, p: Planned, env: Env, upstream_entries: dict[str, Path], gpu_ids: tuple[str, ...],
-            upstreams_doc=None) -> Result:
-        """Run the job once and commit it if it ended ok or skipped. env is the one `ready_env` gave."""
+            upstreams_doc=None, waited: float = 0.0, lock: str | None = None) -> Result:
+        """Run the job once and commit it if it ended ok or skipped. env is the one `ready_env` gave; lock: the
+        device lock it holds here (a GPU id or the host's timing slot), which it waited `waited` seconds for."""
         assert p.key is not None and p.inputs is not None, "a job runs only once keyed"
         store = self.ctx.store
         executor = self.executor_for(p)
@@ -186,10 +191,21 @@ class JobRunner:
             started=finished.started, finished=finished.finished, returncode=finished.returncode,
             files=files, packages=env.packages() if ran.packages is None else ran.packages, device=self.ctx.device.to_json(),
             reproduce=self.reproduce_command(p, env, variables), runner={"env_id": env.env_id, **ran.where},
-            variables=recorded_variables(launch.env),
+            variables=recorded_variables(launch.env), phases=self.phases(p, finished.duration, waited, lock, out),
         )
         entry = store.commit(staging, manifest, replace=p.forced)
         return result_of(p, manifest, entry, cached=False)
+
+    def phases(self, p: Planned, run_s: float, wait_s: float, lock: str | None, out: Path) -> dict:
+        """Where the job's time went (never in its key): readying its env (a build, or the check of a reused
+        one), waiting for its device lock (`lock`, null for none), its process's wall time; the harness's own steps
+        from its phases.json, with start_s its process start to the harness ready to measure (null without one)."""
+        harness = harness_phases(out)
+        ready = harness.get("ready_s") if harness else None
+        start_s = float(ready) if isinstance(ready, (int, float)) and not isinstance(ready, bool) else None
+        phases = {"env_s": self.env_seconds.get(p.job.name, 0.0), "wait_s": wait_s, "run_s": run_s, "start_s": start_s,
+                  "lock": lock}
+        return {**phases, "harness": harness} if harness is not None else phases
 
     def _failed(self, p: Planned, staging: Path, reason: str, duration: float) -> Result:
         kept = self.ctx.store.keep_failure(staging, p.job.name)

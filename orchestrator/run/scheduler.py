@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import time
 
 from orchestrator.cache.keys import TreeHashes
 from orchestrator.errors import BuildError, StoreError
@@ -170,17 +171,20 @@ class Scheduler:
             doc = upstreams_doc(p.job, self.plans, self.results) if p.job.stage else None
             env = self.envs[p.job.name].result()
             reading = [(u, key) for u in ups if (key := self.results[u].key) is not None]  # an entry has a key
+            waited = 0.0
             with store.reading(reading), contextlib.ExitStack() as held:
                 if need == GPU and dev is not None:
                     what = f"GPU {dev}" if gpu_ids else "this machine's timing slot"
                     self.progress.set(p.job.name, "waiting", f"for {what} (another run may be timing on it)")
+                    t0 = time.perf_counter()
                     held.enter_context(FileLock(str(device_lock_path(dev))))
+                    waited = time.perf_counter() - t0
                     self.progress.set(p.job.name, "running", f"on GPU {dev}" if gpu_ids else "")
                 elif need is None:
                     pass  # placed elsewhere: its executor reports waiting / building env / running as it gets there
                 else:
                     self.progress.set(p.job.name, "running")
-                return self.runner.run(p, env, ups, gpu_ids, doc)
+                return self.runner.run(p, env, ups, gpu_ids, doc, waited, dev if need == GPU else None)
 
     def _error_result(self, p: Planned, exc: BaseException) -> Result:
         if isinstance(exc, BuildError):
