@@ -4,6 +4,11 @@ with another run (e.g. the same suite on one GPU).
 
     python scripts/gpu_timeline.py artifacts [--baseline artifacts-1gpu] [--suite seed]
 
+From the manifests' `phases` it also prints where the GPUs' time went: per job its env, lock wait, start-up,
+held and timed seconds, and per run the busy fraction (the jobs' timed work: first call, warm-up, settle, reps,
+cold calls) against the idle rest (held outside timed work, or held by no job), from the first job's env readying
+to the last job's end. On a machine without a GPU the timed jobs' slot is `host` (the machine's timing slot).
+
 Exit 1 when two jobs overlapped on one GPU. Used for issue "Several GPUs" on a multi-GPU host (local
 `--gpus 0,1` or the Ray executor: Ray's `node_id` is part of a GPU's identity).
 """
@@ -17,17 +22,19 @@ from pathlib import Path
 
 
 def gpu_jobs(artifacts: Path, suite: str | None) -> list[dict]:
-    """One row per committed GPU job: name, (node, gpu) slots, start, end, entry folder."""
+    """One row per committed GPU job (or one that held the host's timing slot): name, (node, gpu) slots, start,
+    end, entry folder, phases (empty in manifests made before phases were recorded)."""
     rows = []
     for manifest_path in sorted(artifacts.glob("*/*/manifest.json")):
         m = json.loads(manifest_path.read_text())
         runner = m.get("runner") or {}
-        gpus = runner.get("gpus") or []
+        phases = m.get("phases") or {}
+        gpus = runner.get("gpus") or ([phases["lock"]] if phases.get("lock") == "host" else [])
         if not gpus or (suite and m.get("inputs", {}).get("workloads", {}).get("name") != suite):
             continue
         node = runner.get("node_id") or runner.get("host") or "local"
         rows.append({"name": m["name"], "slots": [(node, str(g)) for g in gpus], "start": m["started"],
-                     "end": m["finished"], "entry": manifest_path.parent})
+                     "end": m["finished"], "entry": manifest_path.parent, "phases": phases})
     return rows
 
 
@@ -54,6 +61,48 @@ def side_by_side_seconds(rows: list[dict]) -> float:
         busy += delta
         last = t
     return total
+
+
+TIMED = ("first_call_s", "warmup_s", "settle_s", "reps_s", "cold_s")  # what keeps a GPU busy in phases.json
+
+
+def timed_seconds(phases: dict) -> float | None:
+    """A job's seconds of timed work, summed over its workloads and modes; None without the harness's phases."""
+    harness = phases.get("harness")
+    if not isinstance(harness, dict) or not isinstance(harness.get("workloads"), dict):
+        return None
+    return sum(float(steps.get(k) or 0.0) for modes in harness["workloads"].values() if isinstance(modes, dict)
+               for steps in modes.values() if isinstance(steps, dict) for k in TIMED)
+
+
+def gpu_time_lines(rows: list[dict]) -> list[str]:
+    """Per job where its time went, then the run's GPU time split into busy (timed work) and idle (the rest)."""
+    def num(r, k):
+        v = r["phases"].get(k)
+        return f"{v:8.2f}" if isinstance(v, (int, float)) else f"{'-':>8}"
+
+    lines = [f"\n{'job':32} {'env s':>8} {'wait s':>8} {'start s':>8} {'held s':>8} {'timed s':>8} {'busy':>6}"]
+    for r in sorted(rows, key=lambda r: r["start"]):
+        held, timed = r["end"] - r["start"], timed_seconds(r["phases"])
+        busy = f"{100 * timed / held:5.1f}%" if timed is not None and held > 0 else f"{'-':>6}"
+        shown = f"{timed:8.2f}" if timed is not None else f"{'-':>8}"
+        lines.append(f"{r['name']:32} {num(r, 'env_s')} {num(r, 'wait_s')} {num(r, 'start_s')} {held:8.2f} {shown} {busy}")
+    first = min(r["start"] - float(r["phases"].get("wait_s") or 0.0) - float(r["phases"].get("env_s") or 0.0)
+                for r in rows)
+    wall = max(r["end"] for r in rows) - first
+    slots = {s for r in rows for s in r["slots"]}
+    total = wall * len(slots)
+    busy = sum(timed_seconds(r["phases"]) or 0.0 for r in rows)
+    held = sum((r["end"] - r["start"]) * len(r["slots"]) for r in rows)
+    pct = (lambda x: 100 * x / total) if total > 0 else (lambda x: 0.0)
+    lines.append(f"GPU time {total:.1f} s ({wall:.1f} s x {len(slots)} GPU(s)): busy {busy:.1f} s ({pct(busy):.1f} %), "
+                 f"idle {total - busy:.1f} s ({pct(total - busy):.1f} %: held outside timed work {held - busy:.1f} s, "
+                 f"held by no job {total - held:.1f} s)")
+    unknown = [r["name"] for r in rows if timed_seconds(r["phases"]) is None]
+    if unknown:
+        lines.append(f"({len(unknown)} job(s) without the harness's phases, their time counted idle: "
+                     f"{', '.join(unknown[:5])}{' …' if len(unknown) > 5 else ''})")
+    return lines
 
 
 def medians(artifacts: Path, suite: str | None) -> dict[tuple[str, str], float]:
@@ -87,6 +136,7 @@ def main(argv=None) -> int:
     bad = overlaps_on_one_gpu(rows)
     for a, b, slot in bad:
         print(f"OVERLAP on {slot}: {a} and {b}")
+    print("\n".join(gpu_time_lines(rows)))
     if args.baseline:
         here, base = medians(args.artifacts, args.suite), medians(args.baseline, args.suite)
         print(f"\n{'impl':28} {'workload':14} {'p50 here':>10} {'baseline':>10} {'ratio':>7}")
