@@ -31,10 +31,10 @@ class PhaseLog:
 
     def __init__(self, out_dir: Path, ready_s: float) -> None:
         self.path = Path(out_dir) / PHASES
-        self.doc: dict = {"format": FORMAT, "ready_s": ready_s, "ceilings_s": 0.0, "workloads": {}}
+        self.doc: dict = {"format": FORMAT, "ready_s": round(ready_s, 6), "ceilings_s": 0.0, "workloads": {}}
 
     def ceilings(self, seconds: float) -> None:
-        self.doc["ceilings_s"] = seconds
+        self.doc["ceilings_s"] = round(seconds, 6)
         self.write()
 
     def add(self, workload: str, mode: str, seconds: dict[str, float]) -> None:
