@@ -20,6 +20,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "shared"))
 
 from combine_data import Workload, commit, measured, run_combine, upstream, write_upstreams  # noqa: E402
+
 from opbench import clocks  # noqa: E402
 from opbench.clocks import Reading  # noqa: E402
 from opbench.record import Clocks, Record  # noqa: E402
