@@ -91,6 +91,17 @@ def test_the_visible_entry_maps_a_torch_index_to_nvml(monkeypatch):
     assert clocks.visible_entry(0).startswith("GPU-")
 
 
+def test_a_torch_device_maps_to_its_pci_bus_id_and_else_to_its_visible_entry(monkeypatch):
+    from types import SimpleNamespace
+
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2,3")
+    props = SimpleNamespace(pci_domain_id=0, pci_bus_id=0x19, pci_device_id=0)
+    fake = SimpleNamespace(cuda=SimpleNamespace(get_device_properties=lambda i: props, current_device=lambda: 1))
+    assert clocks.torch_target(fake, SimpleNamespace(index=None)) == clocks.Target("00000000:19:00.0", "3")
+    older = SimpleNamespace(cuda=SimpleNamespace(get_device_properties=lambda i: SimpleNamespace()))
+    assert clocks.torch_target(older, SimpleNamespace(index=0)) == clocks.Target(None, "2")
+
+
 # -- clocked_reps: the repeat, the sampler thread ------------------------------------------------------------------
 
 class ScriptedReadings:

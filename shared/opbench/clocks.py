@@ -130,7 +130,8 @@ def torch_target(torch, device) -> Target | None:
         props = torch.cuda.get_device_properties(index)
         bus, dev = getattr(props, "pci_bus_id", None), getattr(props, "pci_device_id", None)
         dom = getattr(props, "pci_domain_id", 0) or 0
-        pci = f"{dom:08x}:{bus:02x}:{dev:02x}.0" if isinstance(bus, int) and isinstance(dev, int) else None
+        # NVML's form, "00000000:19:00.0" (torch.numa builds the sysfs one from the same three fields)
+        pci = f"{dom:08X}:{bus:02X}:{dev:02X}.0" if isinstance(bus, int) and isinstance(dev, int) else None
         return Target(pci, visible_entry(index))
     except Exception:
         return None
