@@ -155,11 +155,11 @@ class Record:
             "ok": self.ok,
             "err": self.err.to_json() if self.err else None,
             "grad_err": dict(self.grad_err) if self.grad_err is not None else None,
-            "clocks": self.clocks.to_json() if self.clocks else None,
             "tags": self.tags,
             "env": self.env.to_json(),
             "status": self.status,
             "reason": self.reason,
+            "clocks": self.clocks.to_json() if self.clocks else None,  # last: added within schema 3
         }
 
     def to_line(self) -> str:
