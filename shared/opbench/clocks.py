@@ -175,8 +175,8 @@ class Probe:
 
     def __init__(self, nv, handle):
         self.nv, self.handle = nv, handle
-        reasons = getattr(nv, "nvmlDeviceGetCurrentClocksEventReasons", None)
-        self._reasons = reasons or nv.nvmlDeviceGetCurrentClocksThrottleReasons
+        self._reasons = (getattr(nv, "nvmlDeviceGetCurrentClocksEventReasons", None)  # the newer name
+                         or getattr(nv, "nvmlDeviceGetCurrentClocksThrottleReasons", None))
 
     def _try(self, call, *args):
         try:
@@ -197,7 +197,7 @@ class Probe:
                 mem_mhz=_int(self._try(nv.nvmlDeviceGetClockInfo, nv.NVML_CLOCK_MEM)),
                 temp_c=float(temp) if temp is not None else None,
                 power_w=power / 1000.0 if power is not None else None,
-                reasons=int(self._try(self._reasons) or 0),
+                reasons=int((self._try(self._reasons) if self._reasons else None) or 0),
             )
         except Exception:
             return None
