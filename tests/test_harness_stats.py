@@ -86,8 +86,9 @@ def test_record_line_is_strict_json_and_round_trips():
     data = json.loads(rec.to_line())
     assert list(data) == ["schema", "op", "mode", "impl", "wl", "lat_ms", "compile_ms", "peak_bytes", "tflops",
                           "pct_peak", "gbps", "pct_bandwidth", "l2", "ok", "err", "grad_err", "tags", "env", "status",
-                          "reason"]
+                          "reason", "clocks"]
     assert data["schema"] == 3 and data["op"] == "attention" and data["mode"] == "fwd" and data["grad_err"] is None
+    assert data["clocks"] is None  # no NVML reading given (the CPU's records)
     assert set(data["wl"]) == {"name", "batch", "seq_len", "heads", "kv_heads", "head_dim", "dtype", "causal"}
     assert set(data["env"]) == {"device", "sm", "driver", "cuda", "torch", "python", "packages", "peak_tflops",
                                 "copy_gbps"}

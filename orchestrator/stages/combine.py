@@ -61,7 +61,7 @@ COLUMNS = [
     "Implementation", "Impl ID", "Op", "Mode", "Workload", *(c for _, c in FIELDS), "Dtype",
     "Mean (ms)", "P10 (ms)", "P50 (ms)", "P90 (ms)", "Reps", "Timing", "L2", "Peak Mem (MB)", "Backend", "Family",
     "TFLOP/s", "% of peak", "GB/s", "% of bandwidth", "L2-resident", "ok", "rel_l2", "Spread", "Unstable", "status",
-    "reason",
+    "reason", "Clocks",
 ]
 
 
@@ -86,6 +86,7 @@ def row_of(r: Rec) -> dict:
         "GB/s": _sig(r.gbps), "% of bandwidth": _sig(r.pct_bandwidth, 3), "L2-resident": r.resident if r.l2 else "",
         "ok": "" if r.ok is None else r.ok, "rel_l2": _num(r.rel_l2, 1, 6), "Spread": _num(r.spread, 1, 3),
         "Unstable": "" if r.spread is None else r.unstable, "status": r.status, "reason": r.reason,
+        "Clocks": "" if r.clocks_flagged is None else "flagged" if r.clocks_flagged else "ok",
     }
 
 

@@ -72,6 +72,8 @@ def point_tip(sec: Section, r: Rec) -> str:
         lines.append(("correct" if r.ok else "✗ WRONG vs fp32 reference") + rel)
     if r.unstable:
         lines.append(f"~ unstable: wide confidence interval or p10–p90 spread ({(r.spread or 0):.0%} of the median)")
+    if r.throttled:
+        lines.append(f"# throttled clocks, twice: {', '.join(r.throttle) or 'SM clock below 90 % of its max'}")
     return "\n".join(lines)
 
 

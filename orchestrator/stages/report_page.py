@@ -80,6 +80,7 @@ def _ranking_rows(sec: Section) -> list[dict]:
                      "backend": s.tags.get("backend", ""), "geomean": fmt_ms(g) if g is not None else "not ranked",
                      "speedup": _speedup(sec, s), "measured": f"{len(s.points)}/{len(sec.workloads)}",
                      "unstable": sum(r.unstable for r in s.points.values()),
+                     "throttled": sum(r.throttled for r in s.points.values()),
                      "best": fmt_rate(best_rate, sec.unit) if best_rate else "—",
                      "verdict_class": cls, "verdict": verdict})
     return rows
@@ -94,9 +95,10 @@ def _cell(sec: Section, s: Series, wid: str, best: dict) -> dict:
     rate = "L2-resident" if r.resident and sec.metric == "gbps" else fmt_rate(sec.rate(r), short)
     pct = sec.pct(r)
     classes = ["num"] + (["wrong"] if r.ok is False else ["best"] if best.get(wid) is s else []) \
-        + (["unstable"] if r.unstable else [])
+        + (["unstable"] if r.unstable else []) + (["throttled"] if r.throttled else [])
     return {"missing": False, "cls": " ".join(classes), "ms": fmt_ms(r.p50), "wrong": r.ok is False,
             "unstable": r.unstable, "spread": f"{(r.spread or 0):.0%}", "rate": rate,
+            "throttled": r.throttled, "throttle": ", ".join(r.throttle) or "SM clock below 90 % of its max",
             "pct": f"{pct:.0f}%" if pct is not None else ""}
 
 

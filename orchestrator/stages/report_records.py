@@ -89,6 +89,8 @@ class Rec:
     shape: dict = field(default_factory=dict)  # the op's workload fields and dtype
     lat: dict = field(default_factory=dict)  # LAT keys -> float | None
     flagged_unstable: bool | None = None  # the record's own lat_ms.unstable, where it has one
+    clocks_flagged: bool | None = None  # the record's clocks.flagged (throttled twice); None without NVML readings
+    throttle: tuple[str, ...] = ()  # the throttle reasons its clocks reading names
     reps: int | None = None
     timing: str = ""  # graph, events or host
     compile_ms: float | None = None
@@ -129,6 +131,11 @@ class Rec:
         if not self.measured or p10 is None or p90 is None:
             return None
         return max(p90 - p10, 0.0) / self.p50
+
+    @property
+    def throttled(self) -> bool:
+        """The harness found the GPU's clocks throttled over the timed reps, and again over their repeat."""
+        return self.measured and self.clocks_flagged is True
 
     @property
     def unstable(self) -> bool:
@@ -212,6 +219,9 @@ def to_rec(upstream: str, tags: dict, data: dict, where: str, warn, op_hint: str
           "resident": schema.l2_resident(gbps, copy, l2)} if l2 or gbps is not None else {}
     pct_bw = 100.0 * gbps / copy if gbps is not None and copy and not l2.get("resident") else None
     fields = schema.shape_fields(op)[1:]
+    clk = c.obj(data, "clocks")
+    reasons = clk.get("throttle")
+    throttle = tuple(one_line(x)[:40] for x in reasons if isinstance(x, str)) if isinstance(reasons, list) else ()
     return Rec(
         upstream=upstream, impl=c.text(data, "impl", upstream) or upstream, workload=c.text(wl, "name", "?") or "?",
         where=where, status=status, reason=reason.strip(), op=op, mode=mode,
@@ -220,6 +230,7 @@ def to_rec(upstream: str, tags: dict, data: dict, where: str, warn, op_hint: str
                and not (isinstance(wl[k], float) and not math.isfinite(wl[k]))},
         lat=stats, reps=int(reps) if reps is not None else None, timing=c.text(lat, "mode"),
         flagged_unstable=lat.get("unstable") if isinstance(lat.get("unstable"), bool) else None,
+        clocks_flagged=schema.clocks_flagged(data), throttle=throttle,
         compile_ms=c.num(data, "compile_ms"), peak_bytes=c.num(data, "peak_bytes"), tflops=c.num(data, "tflops"),
         pct_peak=c.num(data, "pct_peak"), gbps=gbps, pct_bandwidth=pct_bw, l2=l2, ok=ok,
         rel_l2=c.num(err, "rel_l2", "err.rel_l2"), max_abs=c.num(err, "max_abs", "err.max_abs"),

@@ -33,7 +33,7 @@ def _cell(sec: Section, s: Series, wid: str, best: dict, width: int = CELL) -> s
         return (bad.status if bad else "-").rjust(width)
     mark = "!" if r.ok is False else "*" if best.get(wid) is s else " "
     rate = "   L2" if r.resident and sec.metric == "gbps" else _rate(sec.rate(r), sec.metric)
-    return f"{mark}{'~' if r.unstable else ''}{fmt_ms(r.p50)}{rate}".rjust(width)
+    return f"{mark}{'~' if r.unstable else ''}{'#' if r.throttled else ''}{fmt_ms(r.p50)}{rate}".rjust(width)
 
 
 def best_per_workload(sec: Section) -> dict:
@@ -88,7 +88,7 @@ def summary(m: Model, n_warnings: int) -> str:
     impl of that op shares), then the impls not measured and the input warnings."""
     out = [f"Benchmark summary{': ' + m.device if m.device else ''}",
            "marks: * fastest correct result   ! wrong result (differs from the fp32 reference)   ~ unstable (wide CI "
-           f"or spread; older records: p10-p90 > {UNSTABLE_SPREAD:.0%} of p50)", ""]
+           f"or spread; older records: p10-p90 > {UNSTABLE_SPREAD:.0%} of p50)   # throttled clocks (twice)", ""]
     for sec in m.sections:
         out += section_text(sec, "")
     if not m.sections:

@@ -13,9 +13,10 @@ from __future__ import annotations
 import sys
 
 from opbench.accuracy import Accuracy, tolerance_for
+from opbench.clocks import probe_for
 from opbench.measure import l2_plan, rated, verdict_reason
 from opbench.record import Env, Record
-from opbench.reps import Phases, timed_reps, warm_up
+from opbench.reps import Phases, clocked_reps, warm_up
 from opbench.stats import summarize
 from opbench.suite import Workload
 
@@ -85,7 +86,7 @@ def measure_grad(backend, fn, impl: str, tags: dict, env: Env, wl: Workload, opt
     if timer.note:
         print(f"{impl} {wl.name} [{mode}]: {timer.note}", file=sys.stderr)
     clock.mark(f"{timer.mode} setup", "setup_s")
-    raw, cold = timed_reps(timer, opts, backend.has_cuda, clock)
+    raw, cold, clk = clocked_reps(timer, opts, backend.has_cuda, probe_for(backend), clock)
     if timer.graph_out is not None and not (opts.inplace or opts.grad_inplace):  # the replays' gradients too
         again, again_name, again_per = check_grads(backend, task.canonical(timer.graph_out), ref,
                                                    GRAD_TOL_FACTOR * tol, spec.layout)
@@ -99,4 +100,4 @@ def measure_grad(backend, fn, impl: str, tags: dict, env: Env, wl: Workload, opt
     clock.report()
     flops, nbytes = spec.work(wl, mode)
     return rated(impl, wl, tags, env, lat, compile_ms, peak_bytes, l2, acc, peak, flops, nbytes, reason,
-                 mode=mode, grad_err=per)
+                 mode=mode, grad_err=per, clocks=clk)

@@ -67,6 +67,16 @@ class JaxBackend:
             return None
         return peak.peak_tflops(self.device.device_kind, lambda: peak.measure_jax(self.device))
 
+    def nvml_target(self):
+        """Which GPU NVML reads for the clocks (opbench.clocks): JAX gives no PCI bus id, so the visible entry of
+        its local device index."""
+        from opbench import clocks
+
+        if not self.has_cuda:
+            return None
+        index = getattr(self.device, "local_hardware_id", None)
+        return clocks.Target(None, clocks.visible_entry(int(self.device.id if index is None else index)))
+
     def inputs(self, wl: Workload) -> tuple:
         jnp = self.jax.numpy
         return tuple(self.jax.device_put(x, self.device).astype(getattr(jnp, wl.dtype)) for x in host_inputs(wl))

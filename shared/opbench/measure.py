@@ -7,9 +7,10 @@ import sys
 from dataclasses import replace
 
 from opbench.accuracy import Accuracy, tolerance_for
+from opbench.clocks import probe_for
 from opbench.errors import HarnessError
-from opbench.record import L2, Env, Record
-from opbench.reps import Phases, timed_reps, warm_up
+from opbench.record import L2, Clocks, Env, Record
+from opbench.reps import Phases, clocked_reps, warm_up
 from opbench.schema import l2_resident
 from opbench.stats import Latency, summarize
 from opbench.suite import Workload
@@ -65,7 +66,7 @@ def measure(backend, fn, impl: str, tags: dict, env: Env, wl: Workload, opts, pe
     if timer.note:
         print(f"{impl} {wl.name}: {timer.note}", file=sys.stderr)
     clock.mark(f"{timer.mode} setup", "setup_s")
-    raw, cold = timed_reps(timer, opts, backend.has_cuda, clock)
+    raw, cold, clk = clocked_reps(timer, opts, backend.has_cuda, probe_for(backend), clock)
     if timer.graph_out is not None and not opts.inplace:  # what the replays computed must be right too
         acc = acc.worse(backend.check(finish(timer.graph_out), ref, tol, spec.layout))
     lat = summarize(raw, timer.mode, timer.calls, cold)
@@ -73,12 +74,12 @@ def measure(backend, fn, impl: str, tags: dict, env: Env, wl: Workload, opts, pe
     clock.mark("check", "check_s")
     clock.report()
     return rated(impl, wl, tags, env, lat, compile_ms, peak_bytes, l2, acc, peak, wl.flops, wl.bytes,
-                 None if acc.ok else verdict_reason(acc))
+                 None if acc.ok else verdict_reason(acc), clocks=clk)
 
 
 def rated(impl: str, wl: Workload, tags: dict, env: Env, lat: Latency, compile_ms: float, peak_bytes: int | None,
           l2: L2, acc: Accuracy, peak: float | None, flops: float, nbytes: float, reason: str | None,
-          mode: str = "fwd", grad_err: dict | None = None) -> Record:
+          mode: str = "fwd", grad_err: dict | None = None, clocks: Clocks | None = None) -> Record:
     """The ok record of a measurement: TFLOP/s and GB/s of the timed call's work from the median, against the
     device's measured ceilings (GB/s not as a memory throughput where the result is L2-resident)."""
     seconds = lat.p50 * 1e-3
@@ -91,7 +92,7 @@ def rated(impl: str, wl: Workload, tags: dict, env: Env, lat: Latency, compile_m
         impl, wl, "ok", tags, env, lat_ms=lat, compile_ms=compile_ms, peak_bytes=peak_bytes,
         tflops=tflops, pct_peak=100.0 * tflops / peak if tflops and peak else None,
         gbps=gbps, pct_bandwidth=100.0 * gbps / bandwidth if gbps and bandwidth and not l2.resident else None,
-        l2=l2, ok=acc.ok, err=acc, reason=reason, mode=mode, grad_err=grad_err,
+        l2=l2, ok=acc.ok, err=acc, reason=reason, mode=mode, grad_err=grad_err, clocks=clocks,
     )
 
 

@@ -2,9 +2,11 @@
 
 Versioned: `schema` 2 adds `op`, the work counts (`gbps`, `pct_bandwidth`), the L2 policy (`l2`) and the device's
 measured ceilings (`env.peak_tflops`, `env.copy_gbps`); 3 adds `mode` (fwd, bwd or fwd_bwd) and `grad_err` (the
-rel-L2 of every gradient checked). A line without `schema` is version 1: an attention record from before ops
-existed, read as such (versions 1 and 2 are forwards). This module is the one definition: the combine stage,
-`compare` and every test fixture read and write records through it (the rules: `opbench.schema`).
+rel-L2 of every gradient checked); `clocks` (NVML's clocks and heat over the timed reps, null without NVML) is
+optional within version 3: a reader that does not know it misreads no number (see `opbench.schema`). A line
+without `schema` is version 1: an attention record from before ops existed, read as such (versions 1 and 2 are
+forwards). This module is the one definition: the combine stage, `compare` and every test fixture read and write
+records through it (the rules: `opbench.schema`).
 """
 
 from __future__ import annotations
@@ -72,6 +74,38 @@ class L2:
 
 
 @dataclass(frozen=True)
+class Clocks:
+    """The GPU's clocks and heat over the timed reps (opbench.clocks, through NVML): the lowest and highest SM clock
+    seen while busy and its max (MHz), the memory clock (MHz), the highest temperature (C) and power (W), the
+    throttle reasons seen; repeated: the first window was throttled and was timed again (these are the repeat's
+    numbers); flagged: the window recorded was throttled (below 90 % of the max SM clock, or a counting reason)."""
+
+    sm_mhz_min: int | None = None
+    sm_mhz_max_seen: int | None = None
+    sm_mhz_limit: int | None = None
+    mem_mhz: int | None = None
+    temp_c: float | None = None
+    power_w: float | None = None
+    throttle: list[str] = field(default_factory=list)
+    repeated: bool = False
+    flagged: bool = False
+
+    def to_json(self) -> dict:
+        return {"sm_mhz_min": self.sm_mhz_min, "sm_mhz_max_seen": self.sm_mhz_max_seen,
+                "sm_mhz_limit": self.sm_mhz_limit, "mem_mhz": self.mem_mhz, "temp_c": self.temp_c,
+                "power_w": self.power_w, "throttle": list(self.throttle), "repeated": self.repeated,
+                "flagged": self.flagged}
+
+    @classmethod
+    def from_json(cls, data: dict) -> Clocks:
+        return cls(**{k: data[k] for k in CLOCKS_FIELDS if k in data})
+
+
+CLOCKS_FIELDS = ("sm_mhz_min", "sm_mhz_max_seen", "sm_mhz_limit", "mem_mhz", "temp_c", "power_w", "throttle",
+                 "repeated", "flagged")
+
+
+@dataclass(frozen=True)
 class Record:
     """One (impl, workload, mode) result. status: ok (measured; `ok` says whether it was also correct) | skipped |
     error. mode: what was timed (fwd, bwd, fwd_bwd); grad_err: {gradient name: rel_l2} where gradients were checked
@@ -95,6 +129,7 @@ class Record:
     reason: str | None = None
     mode: str = DEFAULT_MODE
     grad_err: dict[str, float | None] | None = None
+    clocks: Clocks | None = None  # NVML's view of the timed reps; None without NVML (CPU, no pynvml)
 
     def __post_init__(self) -> None:
         if self.status not in STATUSES:
@@ -124,6 +159,7 @@ class Record:
             "env": self.env.to_json(),
             "status": self.status,
             "reason": self.reason,
+            "clocks": self.clocks.to_json() if self.clocks else None,  # last: added within schema 3
         }
 
     def to_line(self) -> str:
@@ -156,5 +192,6 @@ class Record:
             reason=data.get("reason"),
             mode=record_mode(data),
             grad_err=dict(data["grad_err"]) if data.get("grad_err") is not None else None,
+            clocks=Clocks.from_json(data["clocks"]) if isinstance(data.get("clocks"), dict) else None,
         )
 

@@ -8,6 +8,8 @@ import sys
 import time
 from collections.abc import Callable
 
+from opbench import clocks
+from opbench.record import Clocks
 from opbench.stats import median_stable
 
 COLD_REPS = 25  # single-call replays after an L2 flush, for lat_ms.cold_p50
@@ -49,20 +51,42 @@ def warm_up(backend, fn, args, seconds: float) -> None:
         calls += 1
 
 
-def timed_reps(timer, opts, cuda: bool, clock: Phases | None = None) -> tuple[list[float], list[float] | None]:
+def timed_reps(timer, opts, cuda: bool, clock: Phases | None = None, window=None) -> tuple[list[float], list[float] | None]:
     """A workload's recorded times: settle, adaptive reps, then the cold single calls (graph mode only; when a
     replay holds one call, its reps already are those). benchmarks/fidelity.py times through this too. clock, if
-    given, is marked after each of the three."""
+    given, is marked after each of the three (a repeated window adds to the same steps). window: an
+    opbench.clocks.Window, started after the settle and stopped after the last rep (whatever happens)."""
     mark = clock.mark if clock is not None else (lambda name, key=None: None)
     settle(timer.run, opts.settle(cuda))
     mark("settle", "settle_s")
-    raw = adaptive_reps(timer.run, opts, cuda)
-    mark("reps", "reps_s")
-    if timer.cold:
-        cold = timer.cold(COLD_REPS)
-        mark("cold", "cold_s")
-        return raw, cold
-    return raw, (raw if timer.mode == "graph" else None)
+    if window is not None:
+        window.start()
+    try:
+        raw = adaptive_reps(timer.run, opts, cuda)
+        mark("reps", "reps_s")
+        if timer.cold:
+            cold = timer.cold(COLD_REPS)
+            mark("cold", "cold_s")
+            return raw, cold
+        return raw, (raw if timer.mode == "graph" else None)
+    finally:
+        if window is not None:
+            window.stop()
+
+
+def clocked_reps(timer, opts, cuda: bool, probe, clock: Phases | None = None
+                 ) -> tuple[list[float], list[float] | None, Clocks | None]:
+    """timed_reps with the GPU's clocks read around the recorded reps (probe: opbench.clocks.probe_for; None, as on
+    the CPU or without NVML: no reading). A throttled window is timed once more, and the repeat's times are the
+    record's; the clocks say whether it was repeated and whether the repeat was throttled too (flagged)."""
+    if probe is None:
+        return (*timed_reps(timer, opts, cuda, clock), None)
+    windows = [clocks.Window(probe)]
+    raw, cold = timed_reps(timer, opts, cuda, clock, windows[0])
+    if clocks.throttled(windows[0].readings):
+        windows.append(clocks.Window(probe))
+        raw, cold = timed_reps(timer, opts, cuda, clock, windows[1])
+    return raw, cold, clocks.verdict([w.readings for w in windows])
 
 
 def settle(run_reps: Callable[[int], list[float]], seconds: float) -> None:

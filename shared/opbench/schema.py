@@ -8,6 +8,11 @@ without `schema` is version 1: an attention record from before ops existed; vers
 Why a new version rather than an optional field: a reader that ignores `mode` would take a backward's latency for a
 forward's and draw it in the forward's series; a reader of versions 1-2 refuses a version 3 line instead (warned and
 skipped), so a backward is never silently misread.
+
+`clocks` (NVML's SM clock, temperature, power and throttle reasons over the timed reps; `flagged` when the clock
+sagged or a counting throttle reason was set, in the first window and in its repeat) is an optional field of
+version 3, not a new version: a reader that ignores it misreads no number (it only misses a warning), and a record
+without it (older, or measured without NVML) reads as null. `clocks_flagged` is the one rule that reads it.
 """
 
 from __future__ import annotations
@@ -46,6 +51,15 @@ def record_mode(data: dict) -> str:
     if mode not in MODES:
         raise ValueError(f"mode: unknown mode {mode!r} (known: {', '.join(MODES)})")
     return mode
+
+
+def clocks_flagged(data: dict) -> bool | None:
+    """Whether a record's timed reps ran on throttled clocks: its `clocks.flagged`; None without a clocks reading
+    (no NVML, or a record from before the field)."""
+    clocks = data.get("clocks")
+    if not isinstance(clocks, dict) or not isinstance(clocks.get("flagged"), bool):
+        return None
+    return clocks["flagged"]
 
 
 def shape_fields(op: str) -> tuple[str, ...]:

@@ -59,6 +59,12 @@ class TorchBackend:
         name = self.torch.cuda.get_device_name(self.device)
         return peak.copy_gbps(name, lambda: peak.measure_copy_torch(self.device))
 
+    def nvml_target(self):
+        """Which GPU NVML reads for the clocks (opbench.clocks): this device's PCI bus id and visible entry."""
+        from opbench import clocks
+
+        return clocks.torch_target(self.torch, self.device) if self.has_cuda else None
+
     def l2_bytes(self) -> int | None:
         if not self.has_cuda:
             return None
