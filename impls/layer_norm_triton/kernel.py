@@ -24,7 +24,9 @@ DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 
 @triton.jit
 def _norm_fwd(X, W, B, Y, n_rows, N: tl.constexpr, eps, LAYER: tl.constexpr, BLOCK_M: tl.constexpr,
-              BLOCK_N: tl.constexpr, MASKED: tl.constexpr):
+              BLOCK_N: tl.constexpr, MASKED: tl.constexpr, MEAN, RSTD, STATS: tl.constexpr):
+    """Normalise BLOCK_M whole rows; STATS (the training forward): also store each row's rstd (LAYER: and mean) in
+    fp32 for the backward (MEAN, RSTD; None without STATS, and the forward's code is what it was)."""
     rows = tl.program_id(0).to(tl.int64) * BLOCK_M + tl.arange(0, BLOCK_M)[:, None]
     cols = tl.arange(0, BLOCK_N)[None, :]
     offs = rows * N + cols
@@ -51,6 +53,15 @@ def _norm_fwd(X, W, B, Y, n_rows, N: tl.constexpr, eps, LAYER: tl.constexpr, BLO
         tl.store(Y + offs, y.to(Y.dtype.element_ty), mask=mask)
     else:
         tl.store(Y + offs, y.to(Y.dtype.element_ty))
+    if STATS:
+        if MASKED:
+            tl.store(RSTD + rows, rstd, mask=rows < n_rows)
+            if LAYER:
+                tl.store(MEAN + rows, mean, mask=rows < n_rows)
+        else:
+            tl.store(RSTD + rows, rstd)
+            if LAYER:
+                tl.store(MEAN + rows, mean)
 
 
 def warps_for(tile_elems: int) -> int:
@@ -92,7 +103,7 @@ def _norm(x, weight, bias, eps: float, layer: bool):
         cfg = launch_config(n_rows, n)
         grid = (triton.cdiv(n_rows, cfg["BLOCK_M"]),)
         _norm_fwd[grid](x2, weight.contiguous(), bias.contiguous() if layer else weight, y, n_rows, N=n, eps=eps,
-                        LAYER=layer, **cfg)
+                        LAYER=layer, MEAN=None, RSTD=None, STATS=False, **cfg)
     return y.view(x.shape)
 
 
@@ -103,7 +114,7 @@ def layer_norm(x, weight, bias, eps: float = 1e-5):
 
 # --- Training: the forward that keeps each row's statistics, and the backward ------------------------------------
 # Beside the forward above, which stays as it is: with no input requiring grad the differentiable entry point runs
-# that kernel and nothing else. With grad, _norm_fwd_stats (the same arithmetic, the same launch table) also
+# that kernel and nothing else. With grad, _norm_fwd with STATS (the same kernel, the same launch table) also
 # writes each row's rstd (and mean, LAYER) in fp32, 4 or 8 bytes a row. The backward is one pass over x and dy:
 # with xhat = (x - mean) * rstd (mean = 0 for RMSNorm), g = w * dy and per-row means <.> over the row,
 #
@@ -127,44 +138,6 @@ PROGRAMS_PER_SM = 2
 WIDE_ROW, WIDE_PROGRAMS_PER_SM = 8192, 1  # padded rows of at least WIDE_ROW elements
 CPU_PROGRAMS = 4  # on the CPU: a few, so small shapes reach several partial rows and a ragged last chunk
 SUM_BLOCK_P, SUM_BLOCK_C, SUM_WARPS = 32, 64, 4  # the partials' sum: programs x columns per step
-
-
-@triton.jit
-def _norm_fwd_stats(X, W, B, Y, MEAN, RSTD, n_rows, N: tl.constexpr, eps, LAYER: tl.constexpr,
-                    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, MASKED: tl.constexpr):
-    """_norm_fwd, and each row's rstd (LAYER: and mean) stored in fp32 for the backward."""
-    rows = tl.program_id(0).to(tl.int64) * BLOCK_M + tl.arange(0, BLOCK_M)[:, None]
-    cols = tl.arange(0, BLOCK_N)[None, :]
-    offs = rows * N + cols
-    if MASKED:
-        mask = (rows < n_rows) & (cols < N)
-        x = tl.load(X + offs, mask=mask, other=0.0, eviction_policy="evict_first").to(tl.float32)
-        w = tl.load(W + cols, mask=cols < N, other=0.0, eviction_policy="evict_last").to(tl.float32)
-    else:
-        x = tl.load(X + offs, eviction_policy="evict_first").to(tl.float32)
-        w = tl.load(W + cols, eviction_policy="evict_last").to(tl.float32)
-    if LAYER:
-        mean = tl.sum(x, axis=1)[:, None] / N
-        x = x - mean
-        if MASKED:
-            x = tl.where(cols < N, x, 0.0)
-    rstd = tl.rsqrt(tl.sum(x * x, axis=1)[:, None] / N + eps)
-    y = x * rstd * w
-    if LAYER:
-        if MASKED:
-            y += tl.load(B + cols, mask=cols < N, other=0.0, eviction_policy="evict_last").to(tl.float32)
-        else:
-            y += tl.load(B + cols, eviction_policy="evict_last").to(tl.float32)
-    if MASKED:
-        tl.store(Y + offs, y.to(Y.dtype.element_ty), mask=mask)
-        tl.store(RSTD + rows, rstd, mask=rows < n_rows)
-        if LAYER:
-            tl.store(MEAN + rows, mean, mask=rows < n_rows)
-    else:
-        tl.store(Y + offs, y.to(Y.dtype.element_ty))
-        tl.store(RSTD + rows, rstd)
-        if LAYER:
-            tl.store(MEAN + rows, mean)
 
 
 @triton.jit
@@ -273,8 +246,8 @@ def _norm_train(x, weight, bias, eps: float, layer: bool):
         full = launch_config(n_rows, n)  # the forward's table, for the whole-row kernel's keys
         cfg = {key: full[key] for key in ("BLOCK_M", "BLOCK_N", "MASKED", "num_warps")}
         grid = (triton.cdiv(n_rows, cfg["BLOCK_M"]),)
-        _norm_fwd_stats[grid](x2, weight.contiguous(), bias.contiguous() if layer else weight, y,
-                              mean if layer else rstd, rstd, n_rows, N=n, eps=eps, LAYER=layer, **cfg)
+        _norm_fwd[grid](x2, weight.contiguous(), bias.contiguous() if layer else weight, y, n_rows, N=n, eps=eps,
+                        LAYER=layer, MEAN=mean if layer else rstd, RSTD=rstd, STATS=True, **cfg)
     return y, x2, mean, rstd
 
 

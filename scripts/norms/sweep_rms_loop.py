@@ -44,8 +44,9 @@ def launch(mod, x2, w, y, cfg: dict) -> None:
         mod._rms_fwd_looped[grid](x2, w, y, rows, N=n, eps=1e-6, BLOCK_M=cfg["BLOCK_M"], CHUNK=cfg["CHUNK"],
                                   MASKED=cfg["MASKED"], num_warps=cfg["num_warps"])
     else:
-        mod._norm_fwd[grid](x2, w, w, y, rows, N=n, eps=1e-6, LAYER=False, BLOCK_M=cfg["BLOCK_M"],
-                            BLOCK_N=cfg["BLOCK_N"], MASKED=cfg["MASKED"], num_warps=cfg["num_warps"])
+        mod._norm_fwd[grid](x2, w, w, y, rows, N=n, eps=1e-6, LAYER=False, MEAN=None, RSTD=None,
+                            STATS=False, BLOCK_M=cfg["BLOCK_M"], BLOCK_N=cfg["BLOCK_N"], MASKED=cfg["MASKED"],
+                            num_warps=cfg["num_warps"])
 
 
 def main() -> int:
