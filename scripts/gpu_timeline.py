@@ -4,6 +4,8 @@ with another run (e.g. the same suite on one GPU).
 
     python scripts/gpu_timeline.py artifacts [--baseline artifacts-1gpu] [--suite seed]
 
+A job that took its GPU when it asked for it (phases `gated`: started and checked first, orchestrator/run/gate.py)
+counts from its `held` start to end; one that skipped before asking never held the GPU and is left out.
 From the manifests' `phases` it also prints where the GPUs' time went: per job its env, lock wait, start-up,
 held and timed seconds, and per run the busy fraction (the jobs' timed work: first call, warm-up, settle, reps,
 cold calls) against the idle rest (held outside timed work, or held by no job), from the first job's env readying
@@ -33,8 +35,13 @@ def gpu_jobs(artifacts: Path, suite: str | None) -> list[dict]:
         if not gpus or (suite and m.get("inputs", {}).get("workloads", {}).get("name") != suite):
             continue
         node = runner.get("node_id") or runner.get("host") or "local"
-        rows.append({"name": m["name"], "slots": [(node, str(g)) for g in gpus], "start": m["started"],
-                     "end": m["finished"], "entry": manifest_path.parent, "phases": phases})
+        start, end = m["started"], m["finished"]
+        if phases.get("gated"):  # it took its GPU when it asked (orchestrator/run/gate.py): the hold is what counts
+            if not phases.get("held"):
+                continue  # skipped after its start and check: it never held the GPU
+            start, end = phases["held"]
+        rows.append({"name": m["name"], "slots": [(node, str(g)) for g in gpus], "start": start, "end": end,
+                     "launched": m["started"], "entry": manifest_path.parent, "phases": phases})
     return rows
 
 
@@ -87,8 +94,8 @@ def gpu_time_lines(rows: list[dict]) -> list[str]:
         busy = f"{100 * timed / held:5.1f}%" if timed is not None and held > 0 else f"{'-':>6}"
         shown = f"{timed:8.2f}" if timed is not None else f"{'-':>8}"
         lines.append(f"{r['name']:32} {num(r, 'env_s')} {num(r, 'wait_s')} {num(r, 'start_s')} {held:8.2f} {shown} {busy}")
-    first = min(r["start"] - float(r["phases"].get("wait_s") or 0.0) - float(r["phases"].get("env_s") or 0.0)
-                for r in rows)
+    first = min(min(r["start"] - float(r["phases"].get("wait_s") or 0.0), r["launched"])
+                - float(r["phases"].get("env_s") or 0.0) for r in rows)
     wall = max(r["end"] for r in rows) - first
     slots = {s for r in rows for s in r["slots"]}
     total = wall * len(slots)

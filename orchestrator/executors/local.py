@@ -78,15 +78,16 @@ class LocalExecutor:
         sources += [(f"its path dependency {dep.name} ({dep.root})", dep.root) for dep in p.job.path_deps]
         return replace(launch, attached=InPlace(sources=tuple(sources), env=env))
 
-    def run(self, launch: Launch, out: Path, logs: Path) -> Ran:
+    def run(self, launch: Launch, out: Path, logs: Path, gate=None) -> Ran:
         """Run it; return how it ended and where. A prepared launch is checked afterwards: a job that wrote into
-        its sources would change its own key, one that changed its env would leave it unsound for the next."""
+        its sources would change its own key, one that changed its env would leave it unsound for the next.
+        gate: the job's device lock, taken when it asks (orchestrator/run/gate.py); None: nothing to take here."""
         checks = launch.attached if isinstance(launch.attached, InPlace) else None
         watch = SourceWatch(list(checks.sources)) if checks is not None else None
         env = dict(launch.env, ORCH_OUT=str(out))
         finished = run_captured(
             list(launch.argv), cwd=out, env=env, stdout=logs / "stdout.log", stderr=logs / "stderr.log",
-            timeout=launch.timeout, groups=self.groups,
+            timeout=launch.timeout, groups=self.groups, gate=gate,
         )
         where = {"executor": self.kind, "host": os.uname().nodename, "gpus": list(launch.gpu_ids)}
         if finished.cancelled or checks is None or watch is None:

@@ -43,6 +43,15 @@ class Result:
         return self.entry is not None and has_records(self.entry)
 
 
+HARNESS = "opbench-harness"  # the harness package (shared/): its jobs speak the gate (opbench.gate)
+
+
+def gated(job) -> bool:
+    """Whether a GPU job takes its device lock itself, when the harness asks for it, after its start and its check
+    (run/gate.py): a job that uses the harness. Any other GPU job holds the lock from its start to its end."""
+    return job.gpu and not job.stage and any(dep.name == HARNESS for dep in job.path_deps)
+
+
 def artifact_var(name: str) -> str:
     return "ORCH_ARTIFACTS_" + re.sub(r"[^A-Za-z0-9]", "_", name).upper()
 
@@ -148,9 +157,10 @@ class JobRunner:
 
     # -- running --------------------------------------------------------------------------------
     def run(self, p: Planned, env: Env, upstream_entries: dict[str, Path], gpu_ids: tuple[str, ...],
-            upstreams_doc=None, waited: float = 0.0, lock: str | None = None) -> Result:
+            upstreams_doc=None, waited: float = 0.0, lock: str | None = None, gate=None) -> Result:
         """Run the job once and commit it if it ended ok or skipped. env is the one `ready_env` gave; lock: the
-        device lock it holds here (a GPU id or the host's timing slot), which it waited `waited` seconds for."""
+        device lock it holds here (a GPU id or the host's timing slot), which it waited `waited` seconds for — or,
+        with a gate (run/gate.py), the lock the job takes when it asks for it."""
         assert p.key is not None and p.inputs is not None, "a job runs only once keyed"
         store = self.ctx.store
         executor = self.executor_for(p)
@@ -163,7 +173,7 @@ class JobRunner:
         launch = self.launch(p, env, {**variables, **_live(variables, out)}, gpu_ids)
         launch = executor.prepare(launch, self.ctx, p, env, upstream_entries)
         try:
-            ran = executor.run(launch, out, logs)
+            ran = executor.run(launch, out, logs) if gate is None else executor.run(launch, out, logs, gate=gate)
         except BaseException:  # lost, or what came back is unusable: commit nothing, keep any logs that arrived
             if any(logs.iterdir()):
                 store.keep_failure(staging, p.job.name)
@@ -191,20 +201,27 @@ class JobRunner:
             started=finished.started, finished=finished.finished, returncode=finished.returncode,
             files=files, packages=env.packages() if ran.packages is None else ran.packages, device=self.ctx.device.to_json(),
             reproduce=self.reproduce_command(p, env, variables), runner={"env_id": env.env_id, **ran.where},
-            variables=recorded_variables(launch.env), phases=self.phases(p, finished.duration, waited, lock, out),
+            variables=recorded_variables(launch.env),
+            phases=self.phases(p, finished.duration, waited if gate is None else gate.waited_s, lock, out,
+                               gate.held if gate is not None else None),
         )
         entry = store.commit(staging, manifest, replace=p.forced)
         return result_of(p, manifest, entry, cached=False)
 
-    def phases(self, p: Planned, run_s: float, wait_s: float, lock: str | None, out: Path) -> dict:
+    def phases(self, p: Planned, run_s: float, wait_s: float, lock: str | None, out: Path,
+               held: tuple[float, float] | None = None) -> dict:
         """Where the job's time went (never in its key): readying its env (a build, or the check of a reused
         one), waiting for its device lock (`lock`, null for none), its process's wall time; the harness's own steps
-        from its phases.json, with start_s its process start to the harness ready to measure (null without one)."""
+        from its phases.json, with start_s its process start to the harness ready to measure (null without one).
+        A gated job (run/gate.py) also has `gated` true and `held`: the [start, end] epoch times it held the lock
+        (null if it never asked); any other job held its lock for its whole process."""
         harness = harness_phases(out)
         ready = harness.get("ready_s") if harness else None
         start_s = float(ready) if isinstance(ready, (int, float)) and not isinstance(ready, bool) else None
-        phases = {"env_s": self.env_seconds.get(p.job.name, 0.0), "wait_s": wait_s, "run_s": run_s, "start_s": start_s,
-                  "lock": lock}
+        phases: dict = {"env_s": self.env_seconds.get(p.job.name, 0.0), "wait_s": wait_s, "run_s": run_s,
+                        "start_s": start_s, "lock": lock}
+        if lock is not None and gated(p.job):
+            phases.update(gated=True, held=list(held) if held is not None else None)
         return {**phases, "harness": harness} if harness is not None else phases
 
     def _failed(self, p: Planned, staging: Path, reason: str, duration: float) -> Result:

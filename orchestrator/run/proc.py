@@ -18,6 +18,10 @@ from pathlib import Path
 from orchestrator.errors import BuildError
 from orchestrator.frozen import dataclass
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from orchestrator.run.gate import Gate
+
 KILL_GRACE_S = 5.0
 TOKEN_VAR = "ORCH_JOB_TOKEN"
 SWEEP_ROUNDS = 200  # kill-and-rescan rounds before giving up on a process that keeps forking
@@ -200,28 +204,43 @@ def run_captured(
     stderr: Path,
     timeout: float | None,
     groups: ProcessGroups | None = None,
+    gate: Gate | None = None,
 ) -> Finished:
-    """Run cmd in its own session with output to files; on timeout SIGTERM then SIGKILL; its whole tree dies with it."""
+    """Run cmd in its own session with output to files; on timeout SIGTERM then SIGKILL; its whole tree dies with it.
+
+    gate: the job takes its device lock when it asks for it (run/gate.py); its waits for the lock do not count
+    against the timeout, and the lock is released at the latest once its whole tree is gone."""
     import subprocess  # here, not at the top: a fully cached run starts no process and should not pay for it
 
     _become_subreaper()
     token = os.urandom(16).hex()
     env = {**env, TOKEN_VAR: token}
+    pass_fds: tuple[int, ...] = ()
+    if gate is not None:
+        pass_fds = gate.child_fds()
+        env.update(gate.variable())
     started = time.time()
-    with open(stdout, "wb") as out, open(stderr, "wb") as err:
-        if groups:
-            with groups._lock:  # kill_all either sees this job or this job sees `cancelled`
-                if groups.cancelled.is_set():
-                    return Finished(-signal.SIGKILL, started, time.time(), cancelled=True)
-                proc = _spawn(subprocess.Popen, cmd, cwd=cwd, env=env, stdout=out, stderr=err,
-                              stdin=subprocess.DEVNULL, start_new_session=True)
-                groups._jobs[proc.pid] = token
-        else:
-            proc = _spawn(subprocess.Popen, cmd, cwd=cwd, env=env, stdout=out, stderr=err,
-                          stdin=subprocess.DEVNULL, start_new_session=True)
+    popen = dict(cwd=cwd, env=env, stdin=subprocess.DEVNULL, start_new_session=True, pass_fds=pass_fds)
+    proc = None
+    try:
+        with open(stdout, "wb") as out, open(stderr, "wb") as err:
+            if groups:
+                with groups._lock:  # kill_all either sees this job or this job sees `cancelled`
+                    if not groups.cancelled.is_set():
+                        proc = _spawn(subprocess.Popen, cmd, stdout=out, stderr=err, **popen)
+                        groups._jobs[proc.pid] = token
+            else:
+                proc = _spawn(subprocess.Popen, cmd, stdout=out, stderr=err, **popen)
+    finally:
+        if gate is not None:
+            gate.started()  # closes the child's ends here (the job has its own copies, if it started at all)
+            if proc is None:
+                gate.close()
+    if proc is None:
+        return Finished(-signal.SIGKILL, started, time.time(), cancelled=True)
     timed_out = False
     try:
-        proc.wait(timeout=timeout)
+        _wait(proc, timeout, gate)
     except subprocess.TimeoutExpired:
         timed_out = True
         _killpg(proc.pid, signal.SIGTERM)
@@ -236,10 +255,31 @@ def run_captured(
         proc.wait()
         _reaped(proc)
         kill_tree(token)
+        if gate is not None:
+            gate.close()
         if groups:
             groups.discard(proc.pid)
     cancelled = bool(groups and groups.cancelled.is_set())
     return Finished(proc.returncode, started, time.time(), timed_out=timed_out, cancelled=cancelled)
+
+
+def _wait(proc, timeout: float | None, gate: Gate | None) -> None:
+    """proc.wait(timeout), the deadline moved on by the time the job has spent waiting for its device lock."""
+    if timeout is None or gate is None:
+        proc.wait(timeout=timeout)
+        return
+    import subprocess
+
+    t0 = time.perf_counter()
+    while True:
+        left = t0 + timeout + gate.pending_wait() - time.perf_counter()
+        if left <= 0:
+            raise subprocess.TimeoutExpired(proc.args, timeout)
+        try:
+            proc.wait(timeout=min(left, 1.0))
+            return
+        except subprocess.TimeoutExpired:
+            continue
 
 
 class _Tools:

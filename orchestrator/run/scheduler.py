@@ -1,4 +1,8 @@
-"""Run planned jobs concurrently: env builds in the background, one timed job per device, CPU jobs up to -j."""
+"""Run planned jobs concurrently: env builds in the background, one timed job per device, CPU jobs up to -j.
+
+A device admits up to 1 + PREPARE_AHEAD jobs at once: one times on it, the others start (Python, imports, the
+impl's check) and wait for its lock (run/gate.py), so the GPU never waits for a job's start-up; a job that skips
+after its check never holds it."""
 
 from __future__ import annotations
 
@@ -10,7 +14,8 @@ from orchestrator.errors import BuildError, StoreError
 from orchestrator.executors.local import CPU, GPU
 from orchestrator.model.context import Context
 from orchestrator.run.device_locks import HOST_SLOT, device_lock_path
-from orchestrator.run.jobrun import JobRunner, Result, result_of
+from orchestrator.run.gate import Gate
+from orchestrator.run.jobrun import JobRunner, Result, gated, result_of
 from orchestrator.run.plan import Planned
 from orchestrator.run.progress import Progress
 from orchestrator.run.stage import keyed, upstreams_doc
@@ -19,6 +24,7 @@ TYPE_CHECKING = False  # typing itself is not imported on the warm path
 if TYPE_CHECKING:
     import queue
 
+PREPARE_AHEAD = 2  # jobs per device that may be starting or waiting for its lock while another times on it
 Slot = tuple[str | None, str | None]  # (CPU, None), (GPU, its device) or (None, None): placed by its executor elsewhere
 
 
@@ -33,7 +39,8 @@ class Scheduler:
         self.results: dict[str, Result] = dict(initial or {})
         self.events: queue.Queue[tuple] | None = None  # made only when something has to run
         self.envs: dict = {}  # name -> concurrent.futures.Future of its Env, as its executor readies it
-        self.device_slots = list(ctx.gpus) if ctx.device.has_gpu else [HOST_SLOT]
+        devices = list(ctx.gpus) if ctx.device.has_gpu else [HOST_SLOT]
+        self.device_load = dict.fromkeys(devices, 0)  # jobs admitted per device: timing, starting or waiting
         self.cpu_slots = max(1, ctx.jobs)
         self.running: dict[str, Slot] = {}
         self.trees = TreeHashes()
@@ -63,7 +70,9 @@ class Scheduler:
 
         self.events = events = queue.Queue[tuple]()
         builders = ThreadPoolExecutor(max_workers=max(1, self.ctx.jobs), thread_name_prefix="env")
-        workers = ThreadPoolExecutor(max_workers=len(self.device_slots) + self.cpu_slots + elsewhere, thread_name_prefix="job")
+        per_device = 1 + PREPARE_AHEAD
+        workers = ThreadPoolExecutor(max_workers=len(self.device_load) * per_device + self.cpu_slots + elsewhere,
+                                     thread_name_prefix="job")
         try:
             for name in pending:
                 self.envs[name] = builders.submit(self.runner.ready_env, self.plans[name], self.progress.set)
@@ -131,7 +140,12 @@ class Scheduler:
         if need is None:
             return (None, None)  # its executor places it elsewhere
         if need == GPU:
-            return (GPU, self.device_slots.pop(0)) if self.device_slots else None
+            free = [d for d, n in self.device_load.items() if n < 1 + PREPARE_AHEAD]
+            if not free:
+                return None
+            device = min(free, key=lambda d: self.device_load[d])  # the least loaded; ties: the first
+            self.device_load[device] += 1
+            return (GPU, device)
         if self.cpu_slots > 0:
             self.cpu_slots -= 1
             return (CPU, None)
@@ -141,8 +155,7 @@ class Scheduler:
         need, device = self.running.pop(name)
         if need == GPU:
             assert device is not None
-            self.device_slots.append(device)
-            self.device_slots.sort()
+            self.device_load[device] -= 1
         elif need == CPU:
             self.cpu_slots += 1
 
@@ -172,8 +185,17 @@ class Scheduler:
             env = self.envs[p.job.name].result()
             reading = [(u, key) for u in ups if (key := self.results[u].key) is not None]  # an entry has a key
             waited = 0.0
+            name = p.job.name
+            gate = None
             with store.reading(reading), contextlib.ExitStack() as held:
-                if need == GPU and dev is not None:
+                if need == GPU and dev is not None and gated(p.job):
+                    what = f"GPU {dev}" if gpu_ids else "this machine's timing slot"
+                    on = f"on GPU {dev}" if gpu_ids else ""
+                    gate = Gate(str(device_lock_path(dev)),
+                                on_wait=lambda: self.progress.set(name, "waiting", f"for {what} (started, checked)"),
+                                on_run=lambda: self.progress.set(name, "running", on))
+                    self.progress.set(name, "starting", f"imports and checks before it takes {what}")
+                elif need == GPU and dev is not None:
                     what = f"GPU {dev}" if gpu_ids else "this machine's timing slot"
                     self.progress.set(p.job.name, "waiting", f"for {what} (another run may be timing on it)")
                     t0 = time.perf_counter()
@@ -184,7 +206,7 @@ class Scheduler:
                     pass  # placed elsewhere: its executor reports waiting / building env / running as it gets there
                 else:
                     self.progress.set(p.job.name, "running")
-                return self.runner.run(p, env, ups, gpu_ids, doc, waited, dev if need == GPU else None)
+                return self.runner.run(p, env, ups, gpu_ids, doc, waited, dev if need == GPU else None, gate)
 
     def _error_result(self, p: Planned, exc: BaseException) -> Result:
         if isinstance(exc, BuildError):

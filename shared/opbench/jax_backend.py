@@ -43,6 +43,11 @@ class JaxBackend:
 
     @classmethod
     def create(cls) -> JaxBackend:
+        import os
+
+        # No up-front grab of 75 % of the GPU's memory: the job starts while another may be timing on the same GPU
+        # (orchestrator/run/gate.py); XLA's allocator grows on demand instead, and keeps what it took.
+        os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
         import jax
 
         gpus = [d for d in jax.devices() if d.platform == "gpu"]

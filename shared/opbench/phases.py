@@ -1,5 +1,6 @@
 """$ORCH_OUT/phases.json: where a job's time went, machine-readably — seconds from the process's start until the
-harness was ready to measure, the device ceilings' measurement, and each workload's steps per mode (reps.PHASE_KEYS).
+harness was ready to measure (before it asked for its GPU), the wait for the GPU (gate_wait_s), the device
+ceilings' measurement, and each workload's steps per mode (reps.PHASE_KEYS).
 The orchestrator copies it into the manifest (`phases.harness`); it is no result file (results are `*.jsonl`)."""
 
 from __future__ import annotations
@@ -29,9 +30,10 @@ def process_age() -> float:
 class PhaseLog:
     """phases.json, rewritten (atomically) after each workload so a job killed mid-suite keeps what it timed."""
 
-    def __init__(self, out_dir: Path, ready_s: float) -> None:
+    def __init__(self, out_dir: Path, ready_s: float, gate_wait_s: float = 0.0) -> None:
         self.path = Path(out_dir) / PHASES
-        self.doc: dict = {"format": FORMAT, "ready_s": round(ready_s, 6), "ceilings_s": 0.0, "workloads": {}}
+        self.doc: dict = {"format": FORMAT, "ready_s": round(ready_s, 6), "gate_wait_s": round(gate_wait_s, 6),
+                          "ceilings_s": 0.0, "workloads": {}}
 
     def ceilings(self, seconds: float) -> None:
         self.doc["ceilings_s"] = round(seconds, 6)

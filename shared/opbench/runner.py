@@ -1,10 +1,10 @@
 """`run()`: the whole life of one impl's job, as a short pipeline.
 
-settings → backend → suite (the op's) and modes ($ORCH_MODE) → skip? → per workload, per mode (the forward:
-opbench.measure; the backward modes: opbench.backward) → record → exit code. A workload that raises becomes an
-`error` record and the run goes on; an impl that cannot run here at all becomes `skipped` records and exit 77, and
-so does one without a backward asked only for backward modes (with one mode it can run, its other records are
-`skipped` with the reason, exit 0).
+settings → backend → suite (the op's) and modes ($ORCH_MODE) → skip? → the GPU's lock (opbench.gate) → per workload,
+per mode (the forward: opbench.measure; the backward modes: opbench.backward) → record → exit code. A workload that
+raises becomes an `error` record and the run goes on; an impl that cannot run here at all becomes `skipped` records
+and exit 77, and so does one without a backward asked only for backward modes (with one mode it can run, its other
+records are `skipped` with the reason, exit 0).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from opbench import output, script
+from opbench import gate, output, script
 from opbench.accuracy import Tolerance
 from opbench.envinfo import package_versions, python_version
 from opbench.errors import HarnessError, Skip, one_line
@@ -124,7 +124,12 @@ def run(
         output.write_skipped(out_dir, records, reason)
         print(f"{impl}: skipped: {reason}", file=sys.stderr)
         return SKIP_EXIT
-    return run_suite(backend, fn, impl, tags, env, suite, opts, out_dir, modes)
+    ready_s = process_age()  # started, imported, checked: only now does the job need its GPU
+    waited = gate.acquire()  # the GPU's lock (orchestrator/run/gate.py); another job may have been timing till now
+    try:
+        return run_suite(backend, fn, impl, tags, env, suite, opts, out_dir, modes, ready_s, waited)
+    finally:
+        gate.release()
 
 
 def no_backward(spec, opts: Options, mode: str) -> str | None:
@@ -193,9 +198,10 @@ def ceilings(backend, impl: str, memory_bound: bool) -> tuple[float | None, floa
 
 
 def run_suite(backend, fn, impl, tags, env, suite: Suite, opts: Options, out_dir: Path,
-              modes: tuple[str, ...] = ("fwd",)) -> int:
+              modes: tuple[str, ...] = ("fwd",), ready_s: float | None = None, gate_wait_s: float = 0.0) -> int:
     spec = suite.workloads[0].spec
-    log = PhaseLog(out_dir, ready_s=process_age())  # $ORCH_OUT/phases.json: where the job's time went
+    # $ORCH_OUT/phases.json: where the job's time went
+    log = PhaseLog(out_dir, ready_s=process_age() if ready_s is None else ready_s, gate_wait_s=gate_wait_s)
     t0 = time.perf_counter()
     peak, bandwidth = ceilings(backend, impl, spec.memory_bound)
     log.ceilings(time.perf_counter() - t0)
