@@ -12,6 +12,7 @@ import json
 import random
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -192,3 +193,17 @@ def test_a_flagged_record_is_marked_in_the_csv_the_table_and_the_report(tmp_path
     assert line.count("#") == 1
     html = (out / "report.html").read_text()
     assert html.count(" throttled\"") == 1 and "#1 throttled" in html and "throttled clocks: hw_thermal" in html
+
+
+def test_the_settle_ends_early_on_steady_clocks_and_runs_its_full_time_at_the_power_cap():
+    from opbench.reps import SETTLE_MIN_S, settle
+
+    def timed(probe) -> float:
+        t0 = time.perf_counter()
+        settle(lambda n: time.sleep(0.002 * n) or [1.0] * n, 0.6, probe)
+        return time.perf_counter() - t0
+
+    assert SETTLE_MIN_S <= timed(ScriptedReadings(STEADY * 1000)) < 0.3
+    capped = dataclasses.replace(STEADY[0], reasons=clocks.SW_POWER_CAP)
+    assert timed(ScriptedReadings([capped] * 1000)) >= 0.6
+    assert timed(None) >= 0.6  # no NVML: the fixed settle

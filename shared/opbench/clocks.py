@@ -80,6 +80,12 @@ def throttled(readings: Sequence[Reading]) -> bool:
     return any(r.reasons & COUNTING for r in readings)
 
 
+def steady(reading: Reading) -> bool:
+    """One reading of a GPU at work at full speed: busy, SM clock at ≥ SAG of its max, no throttle reason at all."""
+    return (not reading.idle and reading.sm_mhz is not None and bool(reading.sm_max_mhz)
+            and reading.sm_mhz >= SAG * (reading.sm_max_mhz or 0) and not reading.reasons & COUNTING)
+
+
 def verdict(windows: Sequence[Sequence[Reading]]) -> Clocks | None:
     """The record's `clocks` from the windows timed, in order (a second one only where the first was throttled):
     the last window's readings, repeated when there was more than one, flagged when the last is still throttled.

@@ -51,13 +51,15 @@ def warm_up(backend, fn, args, seconds: float) -> None:
         calls += 1
 
 
-def timed_reps(timer, opts, cuda: bool, clock: Phases | None = None, window=None) -> tuple[list[float], list[float] | None]:
+def timed_reps(timer, opts, cuda: bool, clock: Phases | None = None, window=None,
+               probe=None) -> tuple[list[float], list[float] | None]:
     """A workload's recorded times: settle, adaptive reps, then the cold single calls (graph mode only; when a
     replay holds one call, its reps already are those). benchmarks/fidelity.py times through this too. clock, if
     given, is marked after each of the three (a repeated window adds to the same steps). window: an
-    opbench.clocks.Window, started after the settle and stopped after the last rep (whatever happens)."""
+    opbench.clocks.Window, started after the settle and stopped after the last rep (whatever happens). probe: the
+    window's NVML probe, which lets the settle end early (see `settle`)."""
     mark = clock.mark if clock is not None else (lambda name, key=None: None)
-    settle(timer.run, opts.settle(cuda))
+    settle(timer.run, opts.settle(cuda), probe)
     mark("settle", "settle_s")
     if window is not None:
         window.start()
@@ -82,19 +84,38 @@ def clocked_reps(timer, opts, cuda: bool, probe, clock: Phases | None = None
     if probe is None:
         return (*timed_reps(timer, opts, cuda, clock), None)
     windows = [clocks.Window(probe)]
-    raw, cold = timed_reps(timer, opts, cuda, clock, windows[0])
+    raw, cold = timed_reps(timer, opts, cuda, clock, windows[0], probe)
     if clocks.throttled(windows[0].readings):
         windows.append(clocks.Window(probe))
-        raw, cold = timed_reps(timer, opts, cuda, clock, windows[1])
+        raw, cold = timed_reps(timer, opts, cuda, clock, windows[1], probe)
     return raw, cold, clocks.verdict([w.readings for w in windows])
 
 
-def settle(run_reps: Callable[[int], list[float]], seconds: float) -> None:
+SETTLE_MIN_S = 0.1  # with NVML, the settle may end after this long once the clocks are steady (see `settle`)
+
+
+def settle(run_reps: Callable[[int], list[float]], seconds: float, probe=None) -> None:
     """Run the timed pattern itself, unrecorded, for `seconds`: the GPU's clocks leave idle (or the warm-up's
-    host-gapped load) and reach the steady state of back-to-back work before the first recorded rep."""
+    host-gapped load) and reach the steady state of back-to-back work before the first recorded rep.
+
+    With an NVML probe it ends as soon as SETTLE_MIN_S have passed and the GPU reads steady: two readings, the
+    last taken at least SETTLE_MIN_S/2 after the first, both busy at ≥ clocks.SAG of the max clock with no throttle
+    reason. A kernel that meets the power cap (its steady state) settles the full `seconds`, as without NVML; the
+    window after the settle says whether the timed reps were throttled all the same."""
     t0 = time.perf_counter()
+    first_steady: float | None = None
     while time.perf_counter() - t0 < seconds:
         run_reps(5)
+        if probe is None:
+            continue
+        now = time.perf_counter()
+        reading = probe.read()
+        if reading is None or not clocks.steady(reading):
+            first_steady = None
+        elif first_steady is None:
+            first_steady = now
+        elif now - first_steady >= SETTLE_MIN_S / 2 and now - t0 >= SETTLE_MIN_S:
+            return
 
 
 def adaptive_reps(run_reps: Callable[[int], list[float]], opts, cuda: bool) -> list[float]:
