@@ -59,6 +59,8 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--offline", action="store_true", help="never touch the network: wheels from --wheelhouse/uv's cache only")
     p.add_argument("--mode", default=None, metavar="fwd,bwd,fwd_bwd",
                    help="what to time: the forward (fwd, default), the backward alone (bwd), both (fwd_bwd); a comma list")
+    p.add_argument("--matrix", action="append", default=None, metavar="PACKAGE=V1,V2",
+                   help="run the impls named (default: those requiring PACKAGE) once per version of PACKAGE")
 
 
 def _run_args(p: argparse.ArgumentParser) -> None:
