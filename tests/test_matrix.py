@@ -9,7 +9,7 @@ import os
 
 import pytest
 
-from conftest import FIXTURES, Tree, make_wheel
+from conftest import FIXTURES, Tree, make_wheel, orch
 
 # A job that times slowpkg.work() itself (no torch: these envs hold only slowpkg) and writes one record.
 TIMES_WORK = """import json, os, time, slowpkg
@@ -88,6 +88,10 @@ def test_matrix_runs_each_version_in_its_own_env_and_skips_an_unresolvable_one(m
     assert by["slow @ slowpkg 1.0.4"]["Impl ID"] == "slow@slowpkg=1.0.4"
     summary = (tree.artifacts / "latest" / "summary.txt").read_text()
     assert "slow @ slowpkg 1.0.0" in summary and "slow @ slowpkg 1.0.4" in summary
+
+    compared = orch("compare", tree.artifacts / "latest", tree.artifacts / "latest")  # variants paired by label
+    assert compared.returncode == 0 and "slow @ slowpkg 1.0.4" in compared.stdout, compared.stdout + compared.stderr
+    assert "runs under" not in compared.stdout  # no variant was mistaken for another run of one impl
 
     again = tree.run("slow", extra=offline(house))
     assert again.returncode == 0 and again.ran() == set(), again.stdout  # every variant is cached
