@@ -156,3 +156,19 @@ def test_a_matrixed_impl_name_in_show_asks_for_one_variant(matrix_tree):
     assert "'slow' is a version matrix; name one of its variants: slow@slowpkg=1.0.0, slow@slowpkg=1.0.2" in out.stderr
     listed = tree.cli("list", *offline(house))
     assert listed.returncode == 0 and "slow@slowpkg=1.0.2" in listed.stdout, listed.stdout
+
+
+def test_lock_writes_every_variants_lock_and_locked_refuses_a_missing_one(matrix_tree):
+    tree, house = matrix_tree
+    tree.add_impl("slow", TIMES_WORK, deps='["slowpkg"]', settings='gpu = false\nmatrix = { slowpkg = ["1.0.0", "1.0.2"] }')
+    out = tree.cli("lock", *offline(house), "slow")
+    assert out.returncode == 0, out.stdout + out.stderr
+    locks = {v: tree.impls / "slow" / f"bench.slowpkg-{v}.lock.txt" for v in ("1.0.0", "1.0.2")}
+    assert all(f"slowpkg=={v} \\" in lock.read_text() for v, lock in locks.items())
+    assert "python -m orchestrator lock slow@slowpkg=1.0.2" in locks["1.0.2"].read_text()
+    locks["1.0.2"].unlink()
+    refused = tree.run("slow", extra=[*offline(house), "--locked", "--no-combine"])
+    assert refused.returncode == 2 and str(locks["1.0.2"]) in refused.stderr, refused.stdout + refused.stderr
+    assert refused.stderr.count("\n") == 1 and not locks["1.0.2"].exists()
+    one = tree.cli("lock", *offline(house), "slow@slowpkg=1.0.2")
+    assert one.returncode == 0 and locks["1.0.2"].exists(), one.stdout + one.stderr
