@@ -22,6 +22,7 @@ COMMANDS = {
     "lock": ("maintain", "cmd_lock"),
     "clean": ("maintain", "cmd_clean"),
     "compare": ("maintain", "cmd_compare"),
+    "bisect": ("bisect", "cmd_bisect"),
 }
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)  # what CI time-outs, `timeout`, systemd, Slurm and a closed terminal send
 
@@ -59,6 +60,8 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--offline", action="store_true", help="never touch the network: wheels from --wheelhouse/uv's cache only")
     p.add_argument("--mode", default=None, metavar="fwd,bwd,fwd_bwd",
                    help="what to time: the forward (fwd, default), the backward alone (bwd), both (fwd_bwd); a comma list")
+    p.add_argument("--matrix", action="append", default=None, metavar="PACKAGE=V1,V2",
+                   help="run the impls named (default: those requiring PACKAGE) once per version of PACKAGE")
 
 
 def _run_args(p: argparse.ArgumentParser) -> None:
@@ -89,6 +92,18 @@ def _compare_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--alpha", type=float, default=0.01, help="Mann-Whitney U significance level (default 0.01)")
 
 
+def _bisect_args(p: argparse.ArgumentParser) -> None:
+    _common(p)
+    p.add_argument("impl", help="an impl name (see `list`)")
+    p.add_argument("package", help="the package whose releases are searched, e.g. liger-kernel")
+    p.add_argument("good", help="a version of it the impl was fast with")
+    p.add_argument("bad", help="a later version it is slower with")
+    p.add_argument("--workload", default=None, help="judge one workload (default: any workload slower counts)")
+    p.add_argument("--threshold", type=float, default=0.05, help="slowdown that counts (default 0.05 = 5%%)")
+    p.add_argument("--alpha", type=float, default=0.01, help="Mann-Whitney U significance level (default 0.01)")
+    p.add_argument("--locked", action="store_true", help="a missing or stale lock is an error (CI)")
+
+
 def _name_args(p: argparse.ArgumentParser) -> None:
     _common(p)
     p.add_argument("name", help="an impl name (see `list`)")
@@ -116,6 +131,7 @@ SUBCOMMANDS = {
     "run": ("run jobs (and what they need), then the combine stage", _run_args),
     "combine": ("re-merge cached results", _combine_args),
     "compare": ("compare result set B against A; exit 1 on a significant regression", _compare_args),
+    "bisect": ("find the first release of a package that made an impl slower; exit 1 if none", _bisect_args),
     "show": ("manifest, folder and key inputs of a job", _name_args),
     "reproduce": ("print one shell command that reruns a job standalone", _name_args),
     "verify": ("check every cache entry against its manifest's sha256; exit 1 if any is damaged", _verify_args),

@@ -64,9 +64,31 @@ def warn(text: str) -> None:
     print(f"warning: {text}", file=sys.stderr)
 
 
-def load_jobs(ctx: Context) -> dict[str, Job]:
-    jobs = discover(ctx.impls_dir, warn=warn, parsed=ctx.parsed)
+def with_matrix(jobs: dict[str, Job], flags: list[str] | None, names=()) -> dict[str, Job]:
+    """Discovered impls (not yet expanded) with every version matrix expanded into its variants: the scripts' own,
+    and `--matrix PACKAGE=V1,V2` (flags) for the impls named (`names`), else for every impl that requires PACKAGE."""
+    override = None
+    if flags:
+        from orchestrator.model.matrix import from_flag, targets
+
+        if len(flags) > 1:
+            raise UserError(f"--matrix: one package at a time (given {len(flags)}: {', '.join(flags)})")
+        package, versions = from_flag(flags[0])
+        override = (package, versions, targets(jobs, package, list(names)))
+    if override is None and all(j.matrix is None for j in jobs.values()):
+        return jobs
+    from orchestrator.model.matrix import expand
+
+    return expand(jobs, override)
+
+
+def load_jobs(ctx: Context, matrix: list[str] | None = None, names=(), expand: bool = True) -> dict[str, Job]:
+    """The impls of the run (a version matrix expanded: `matrix` is the --matrix flags, `names` the impls named;
+    expand=False: every impl as its script is, matrix or not)."""
+    jobs = discover(ctx.impls_dir, warn=warn, parsed=ctx.parsed, expand=False)
     check_reserved(jobs)
+    if expand:
+        jobs = with_matrix(jobs, matrix, names)
     for job in jobs.values():
         if ctx.suites.ops and job.op not in ctx.suites.ops:
             raise UserError(f"{job.script}: [tool.orchestrator] op: unknown op {job.op!r} (known: {', '.join(ctx.suites.ops)})")

@@ -11,7 +11,7 @@ from orchestrator.cache.store import Manifest
 from orchestrator.cli.common import load_jobs, make_context, select
 from orchestrator.errors import UserError
 from orchestrator.model.context import Context
-from orchestrator.model.job import with_upstreams
+from orchestrator.model.job import unknown_impl, with_upstreams
 
 
 def ago(seconds: float) -> str:
@@ -44,7 +44,7 @@ def cmd_list(args) -> int:
     from orchestrator.run.plan import plan
 
     ctx = make_context(args)
-    jobs = load_jobs(ctx)
+    jobs = load_jobs(ctx, args.matrix)
     plans = plan(ctx, jobs, select(jobs, ["all"], ctx.impls_dir))
     width = max([len(n) for n in plans] + [4])
     print(f"{'impl':<{width}}  {'family':<16}  status    detail")
@@ -54,10 +54,12 @@ def cmd_list(args) -> int:
     return 0
 
 
-def _planned(ctx: Context, name: str, create_locks: bool):
+def _planned(ctx: Context, name: str, create_locks: bool, matrix=None):
     from orchestrator.run.plan import plan, prepare_envs, write_locks
 
-    jobs = load_jobs(ctx)
+    jobs = load_jobs(ctx, matrix)
+    if name not in jobs:  # a matrixed impl's own name stands for several jobs: one must be named
+        raise unknown_impl(name, jobs)
     names = with_upstreams(jobs, [name])
     if create_locks:  # reproduce: the phase before planning, as a run has it (show only reads)
         write_locks(ctx, jobs, names)
@@ -108,7 +110,7 @@ def _result_lines(entry: Path, limit: int = 50) -> list[str]:
 
 def cmd_show(args) -> int:
     ctx = make_context(args)
-    plans = _planned(ctx, args.name, create_locks=False)
+    plans = _planned(ctx, args.name, create_locks=False, matrix=args.matrix)
     p = plans[args.name]
     entry = ctx.store.entry(args.name, p.key)
     print(f"name      {args.name}\nscript    {p.job.script}\nlock      {p.job.lock}\nkey       {p.key}")
@@ -134,7 +136,7 @@ def cmd_reproduce(args) -> int:
     from orchestrator.run.jobrun import JobRunner
 
     ctx = make_context(args)
-    plans = _planned(ctx, args.name, create_locks=True)
+    plans = _planned(ctx, args.name, create_locks=True, matrix=args.matrix)
     p = plans[args.name]
     if p.preskip:
         raise UserError(f"{args.name}: cannot run on this machine: {p.preskip}")

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from orchestrator.cache.store import Store
-from orchestrator.cli.common import load_jobs, make_context, warn
+from orchestrator.cli.common import load_jobs, make_context, warn, with_matrix
 from orchestrator.env.isolated import default_envs_dir
-from orchestrator.model.job import discover, unknown_impl
+from orchestrator.model.job import discover, unknown_impl, variants_of
 from orchestrator.run.stage import STAGE, stage_job
 
 
@@ -31,8 +31,9 @@ def cmd_lock(args) -> int:
     from orchestrator.env.uv import find_uv
 
     uv = find_uv(tuple(args.wheelhouse), args.offline)
-    jobs = discover(args.impls_dir.resolve(), warn=warn)
-    for name in args.names or [*sorted(jobs), STAGE]:
+    jobs = with_matrix(discover(args.impls_dir.resolve(), warn=warn, expand=False), args.matrix, args.names)
+    names = [v for n in args.names for v in variants_of(n, jobs) or [n]] if args.names else [*sorted(jobs), STAGE]
+    for name in names:
         if name not in jobs and name != STAGE:
             raise unknown_impl(name, jobs)
         print(f"locking {name}…", flush=True)
@@ -44,7 +45,7 @@ def cmd_clean(args) -> int:
     from orchestrator.cache.clean import clean
 
     ctx = make_context(args)
-    return clean(ctx, load_jobs(ctx), everything=args.all)
+    return clean(ctx, load_jobs(ctx, args.matrix), everything=args.all)
 
 
 def cmd_compare(args) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 from orchestrator.cli.common import load_jobs, make_context, select
 from orchestrator.errors import UserError
@@ -47,14 +48,24 @@ def _ray_executor(address: str | None):
 def _execute(ctx: Context, jobs: dict[str, Job], to_run: list[str], forced: set[str], combine: bool,
              make_executor=_local_executor) -> int:
     """Plan every job the stage needs, run `to_run` (plus the stage), point `latest` at the stage's result."""
+    from orchestrator.run.summary import print_summary
+
+    started = time.time()
+    results, latest = execute(ctx, jobs, to_run, forced, combine, make_executor)
+    shown = [*to_run, STAGE] if combine else to_run
+    return print_summary(ctx, {n: results[n] for n in shown}, time.time() - started, latest)
+
+
+def execute(ctx: Context, jobs: dict[str, Job], to_run: list[str], forced: set[str], combine: bool,
+            make_executor=_local_executor) -> tuple[dict, Path | None]:
+    """The run itself (locks, plans, the scheduler, `latest`), printing its progress but no summary: each job's
+    Result by name, and the `latest` link (None without a combined result). `bisect` runs its steps through it."""
     from orchestrator.cache.clean import record_roots
     from orchestrator.run.jobrun import JobRunner
     from orchestrator.run.plan import plan, prepare_envs, write_locks
     from orchestrator.run.progress import Progress
     from orchestrator.run.scheduler import Scheduler
-    from orchestrator.run.summary import print_summary
 
-    started = time.time()
     everything = select(jobs, ["all"]) if combine else to_run
     shown = [*to_run, STAGE] if combine else to_run
     modes = f" · mode {mode_text(ctx.modes)}" if mode_text(ctx.modes) else ""
@@ -81,7 +92,7 @@ def _execute(ctx: Context, jobs: dict[str, Job], to_run: list[str], forced: set[
     stage = results.get(STAGE)
     if stage is not None and stage.entry is not None:
         latest = ctx.store.point_latest(stage.entry)
-    return print_summary(ctx, {n: results[n] for n in shown}, time.time() - started, latest)
+    return results, latest
 
 
 def cmd_run(args) -> int:
@@ -92,7 +103,7 @@ def cmd_run(args) -> int:
     if args.ray_address and args.executor != "ray":
         raise UserError("--ray-address: only with --executor ray")
     ctx = make_context(args, force=args.force, locked=args.locked, jobs=args.jobs, baseline=args.baseline)
-    jobs = load_jobs(ctx)
+    jobs = load_jobs(ctx, args.matrix, args.names)
     order = select(jobs, args.names, ctx.impls_dir)
     forced = set(order if args.names == ["all"] else args.names) if args.force else set()
     if args.force and not args.no_combine:
@@ -103,6 +114,6 @@ def cmd_run(args) -> int:
 
 def cmd_combine(args) -> int:
     ctx = make_context(args, force=args.force, baseline=args.baseline)
-    jobs = load_jobs(ctx)
+    jobs = load_jobs(ctx, args.matrix)
     select(jobs, ["all"], ctx.impls_dir)
     return _execute(ctx, jobs, [], {STAGE} if args.force else set(), combine=True)

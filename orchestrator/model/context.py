@@ -38,6 +38,8 @@ class Context:
     modes: tuple[str, ...] = ("fwd",)  # what the jobs time (model/mode.py); the default adds nothing to a key
     provider: EnvProvider = ISOLATED  # where envs come from: isolated (default) or host mode (env.host.Base)
     parsed: Parsed = field(default_factory=Parsed, compare=False, repr=False)  # metadata parsed before, by content
+    # variant name -> why its package version cannot be resolved here (write_locks finds it; planning skips it)
+    unresolved: dict = field(default_factory=dict, compare=False, repr=False)
     _uv: list = field(default_factory=list, compare=False, repr=False)
 
     def suite_for(self, job) -> Suite | None:

@@ -15,7 +15,7 @@ NAME = re.compile(r"^[a-z0-9_]+$")
 REQ_NAME = re.compile(r"^\s*([A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?)")
 SCRIPT_FILE = "bench.py"
 LOCK_SUFFIX = ".lock.txt"
-KNOWN_KEYS = {"needs", "gpu", "requires", "timeout", "tags", "env", "optional", "op"}
+KNOWN_KEYS = {"needs", "gpu", "requires", "timeout", "tags", "env", "optional", "op", "matrix"}
 OP_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 DEFAULT_OP = "attention"  # an impl that names no op
 VAR_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -59,6 +59,9 @@ class Job:
     env: tuple[str, ...] = ()  # variables whose values change its results: they enter its key
     optional: tuple[str, ...] = ()  # host mode: transitive requirements that may be left out (canonical names)
     op: str = DEFAULT_OP  # the operation it implements (`[tool.orchestrator] op`); its suites are that op's
+    matrix: tuple | None = field(default=None, compare=False)  # (package, versions): discovery makes its variants
+    variant: tuple[str, str] | None = None  # (package, version) a variant pins (model/matrix.py); None: a plain impl
+    impl: str = ""  # a variant's impl (its folder's name); "" for a plain impl
 
     @property
     def folder(self) -> Path:
@@ -66,7 +69,19 @@ class Job:
 
     @property
     def lock(self) -> Path:
-        return self.script.with_name(self.script.stem + LOCK_SUFFIX)
+        """`bench.lock.txt`; a variant's beside it, `bench.<package>-<version>.lock.txt`."""
+        tail = f".{self.variant[0]}-{self.variant[1]}" if self.variant else ""
+        return self.script.with_name(self.script.stem + tail + LOCK_SUFFIX)
+
+    @property
+    def impl_name(self) -> str:
+        """The impl's own name (its ORCH_IMPL): a variant's impl, else the job's name."""
+        return self.impl or self.name
+
+    @property
+    def label(self) -> str:
+        """How reports name it: `impl @ package version` for a variant, else its name."""
+        return f"{self.impl} @ {self.variant[0]} {self.variant[1]}" if self.variant else self.name
 
     @property
     def lock_requirements(self) -> tuple[str, ...]:
@@ -110,7 +125,13 @@ def _settings(path: Path, meta: dict) -> dict:
     op = tool.get("op", DEFAULT_OP)
     if not isinstance(op, str) or not OP_NAME.match(op):
         raise _fail(path, "op", "must be an op name such as \"rms_norm\"")
-    return {"op": op, "needs": tuple(needs), "gpu": gpu, "requires": tuple(requires), "timeout": timeout, "tags": tags,
+    matrix = None
+    if "matrix" in tool:
+        from orchestrator.model.matrix import from_settings
+
+        matrix = from_settings(tool["matrix"], f"{path}: [tool.orchestrator] matrix")
+    return {"matrix": matrix,
+            "op": op, "needs": tuple(needs), "gpu": gpu, "requires": tuple(requires), "timeout": timeout, "tags": tags,
             "env": tuple(sorted(set(env))), "optional": tuple(sorted({canonical_name(o) for o in optional}))}
 
 
@@ -164,10 +185,12 @@ RESERVED_NAMES = {"latest": "the artifacts folder's link to the newest combined 
 MAX_NEEDS_DEPTH = 100  # levels of `needs`; real DAGs have a handful, and deeper ones are almost surely generated
 
 
-def discover(impls_dir: Path, warn=None, parsed: Parsed | None = None) -> dict[str, Job]:
+def discover(impls_dir: Path, warn=None, parsed: Parsed | None = None, matrix=None, expand: bool = True) -> dict[str, Job]:
     """Every impl folder holding a bench.py, by name, validated; needs checked for unknown names and cycles.
 
-    `warn(text)` hears of folders that are not impls: no bench.py, or a name starting with '.' or '_'.
+    `warn(text)` hears of folders that are not impls: no bench.py, or a name starting with '.' or '_'. A matrixed
+    impl becomes its variants (model/matrix.py; `matrix`: `--matrix`'s (package, versions, impl names) in place of
+    those impls' own), unless expand=False.
     """
     if not impls_dir.is_dir():
         raise UserError(f"{impls_dir}: impls folder not found (use --impls-dir)")
@@ -189,6 +212,10 @@ def discover(impls_dir: Path, warn=None, parsed: Parsed | None = None) -> dict[s
                             "rename the folder")
         jobs[folder.name] = load_job(script, folder.name, parsed=parsed)
     check_needs(jobs)
+    if expand and (matrix is not None or any(j.matrix is not None for j in jobs.values())):
+        from orchestrator.model.matrix import expand as expand_matrix
+
+        jobs = expand_matrix(jobs, matrix)
     return jobs
 
 
@@ -250,17 +277,25 @@ def topo_order(jobs: dict[str, Job]) -> list[str]:
     return order
 
 
+def variants_of(name: str, jobs: dict[str, Job]) -> list[str]:
+    """The variants a matrixed impl became (model/matrix.py), in version order as listed; [] for any other name."""
+    return [n for n, j in jobs.items() if j.impl == name]
+
+
 def unknown_impl(name: str, jobs: dict[str, Job]) -> UserError:
     """'unknown impl' with the nearest names, so a typo says what was meant."""
     import difflib
 
+    if variants_of(name, jobs):
+        return UserError(f"{name!r} is a version matrix; name one of its variants: {', '.join(variants_of(name, jobs))}")
     close = difflib.get_close_matches(name, list(jobs), n=3, cutoff=0.6)
     hint = f"; did you mean {' or '.join(close)}?" if close else f" (known: {', '.join(sorted(jobs)) or 'none'})"
     return UserError(f"unknown impl {name!r}{hint}")
 
 
 def with_upstreams(jobs: dict[str, Job], names: list[str]) -> list[str]:
-    """The selected names plus everything they need, in run order."""
+    """The selected names plus everything they need, in run order; a matrixed impl's name selects its variants."""
+    names = [v for n in names for v in (variants_of(n, jobs) if n not in jobs else []) or [n]]
     for n in names:
         if n not in jobs:
             raise unknown_impl(n, jobs)

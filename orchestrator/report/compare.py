@@ -14,7 +14,7 @@ import json
 import math
 import os
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from orchestrator.errors import UserError
@@ -122,12 +122,13 @@ def _jsonl_under(folder: Path) -> list[Path]:
     return sorted(found)
 
 
-def result_files(folder: Path) -> list[tuple[Path, Path]]:
-    """(file, the folder its manifest search stops at) for the result files a folder stands for: its upstreams'
-    files for a combine folder, else every *.jsonl in it."""
+def result_files(folder: Path) -> list[tuple[Path, Path, str | None]]:
+    """(file, the folder its manifest search stops at, the name its records go by) for the result files a folder
+    stands for: its upstreams' files for a combine folder (a version-matrix variant's records named by its
+    `label`, as in the report), else every *.jsonl in it (named by their own `impl`)."""
     doc_path = folder / UPSTREAMS
     if not doc_path.is_file():
-        return [(f, folder) for f in _jsonl_under(folder)]
+        return [(f, folder, None) for f in _jsonl_under(folder)]
     try:
         doc = json.loads(doc_path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
@@ -140,10 +141,12 @@ def result_files(folder: Path) -> list[tuple[Path, Path]]:
         entry = doc[name].get("entry") if isinstance(doc[name], dict) else None
         if not entry or not isinstance(entry, str):
             continue
+        label = doc[name].get("label")
+        label = label if isinstance(label, str) and label else None
         where = folder / entry  # a relative name is relative to the folder holding upstreams.json
         if not where.is_dir():
             where = artifacts / name / Path(entry).name
-        files += [(f, where) for f in _jsonl_under(where)] if where.is_dir() else []
+        files += [(f, where, label) for f in _jsonl_under(where)] if where.is_dir() else []
     return files
 
 
@@ -154,7 +157,7 @@ def load(folder: Path, warn) -> dict[tuple[str, str, str], Sample]:
         raise UserError(f"{folder}: not a folder; give a combine artifact folder or a folder of result *.jsonl files")
     found: dict = {}
     rules = _schema_rules()  # the harness's schema rules, loaded once for every line
-    for path, root in result_files(folder):
+    for path, root, label in result_files(folder):
         when = _manifest_time(path, root)
         for lineno, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
             try:
@@ -163,6 +166,8 @@ def load(folder: Path, warn) -> dict[tuple[str, str, str], Sample]:
                 warn(f"{path}:{lineno}: not JSON; line skipped")
                 continue
             s = _sample(rec, f"{path}:{lineno}", when, warn, rules)
+            if s is not None and label is not None:
+                s = replace(s, impl=label)
             if s is not None:
                 found.setdefault((s.impl, s.workload, s.mode), []).append(s)
     out: dict = {}

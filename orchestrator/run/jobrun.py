@@ -114,7 +114,7 @@ class JobRunner:
         job = p.job
         suite = self.ctx.suite_for(job)
         v = {
-            "ORCH_IMPL": job.name,
+            "ORCH_IMPL": job.impl_name,  # a variant runs as its impl (the record's impl)
             "ORCH_OP": job.op,
             "ORCH_TAGS": json.dumps(job.tags, sort_keys=True),
             **({"ORCH_WORKLOADS": str(suite.path)} if suite and not job.stage else {}),

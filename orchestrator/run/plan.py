@@ -8,7 +8,7 @@ import re
 from orchestrator.cache.keys import TreeHashes, key_inputs, key_of
 from orchestrator.cache.store import Manifest
 from orchestrator.env.pins import check_lock, ensure_lock, lock_state, read_lock_text
-from orchestrator.errors import UserError
+from orchestrator.errors import BuildError, UserError
 from orchestrator.frozen import dataclass
 from orchestrator.model.context import Context
 from orchestrator.model.job import Job
@@ -124,11 +124,26 @@ def read_lock(job: Job, ctx: Context, on_lock=None, create: bool = False) -> str
 
 def write_locks(ctx: Context, jobs: dict[str, Job], names, on_lock=None) -> None:
     """The locking phase, before planning: write the missing or stale locks of `names` (the jobs about to run),
-    so that planning itself only reads. With --locked a missing or stale lock is an error instead."""
+    so that planning itself only reads. With --locked a missing or stale lock is an error instead. A version-matrix
+    variant whose version uv cannot resolve is noted in `ctx.unresolved` (planning skips it with uv's reason); any
+    other job's lock failure stops the run."""
     for name in names:
         job = jobs[name]
         if preskip_reason(job, ctx) is None:
-            read_lock(job, ctx, on_lock, create=True)
+            try:
+                read_lock(job, ctx, on_lock, create=True)
+            except BuildError as exc:
+                if job.variant is None:
+                    raise
+                ctx.unresolved[name] = unresolved_reason(job, exc)
+
+
+def unresolved_reason(job: Job, exc: BuildError) -> str:
+    """Why a variant's version cannot be resolved here: uv's reason, in one line."""
+    from orchestrator.env.versions import one_line
+
+    package, version = job.variant or ("?", "?")
+    return f"{package} {version} cannot be resolved here: {one_line(exc)}"
 
 
 def workloads_input(job: Job, ctx: Context) -> dict:
@@ -172,7 +187,7 @@ def plan(ctx: Context, jobs: dict[str, Job], order: list[str],
     plans: dict[str, Planned] = {}
     for name in order:
         job = jobs[name]
-        preskip, lock_text = preskip_reason(job, ctx), None
+        preskip, lock_text = preskip_reason(job, ctx) or ctx.unresolved.get(name), None
         if preskip is None:
             lock_text = read_lock(job, ctx)
             preskip = ctx.provider.conflict(job, lock_text, ctx)

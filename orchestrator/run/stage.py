@@ -51,4 +51,6 @@ def upstreams_doc(job: Job, plans: dict, results: dict) -> dict:
         r = results[u]
         doc[u] = {"op": plans[u].job.op, "status": r.status, "reason": r.reason, "key": r.key, "cached": r.cached,
                   "entry": str(r.entry) if r.entry else None, "tags": plans[u].job.tags, "log_tail": r.log_tail}
+        if plans[u].job.variant:  # a version-matrix variant: the report's name for its records
+            doc[u]["label"] = plans[u].job.label
     return doc

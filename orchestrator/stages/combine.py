@@ -99,7 +99,7 @@ def csv_text(upstreams: list[Upstream]) -> str:
         if not u.records:
             status = "error" if u.status == "ok" else u.status
             reason = u.reason or ("produced no records" if u.status == "ok" else "")
-            rec = Rec(u.name, u.name, "", "", status=status, reason=reason, op=u.op, tags=u.tags)
+            rec = Rec(u.name, u.shown_as, "", "", status=status, reason=reason, op=u.op, tags=u.tags)
             writer.writerow(row_of(rec))
         writer.writerows(row_of(r) for r in u.records)
     return buf.getvalue()

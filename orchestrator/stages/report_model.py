@@ -410,7 +410,7 @@ def build(upstreams: list[Upstream], baseline: str) -> Model:
     for u in upstreams:
         if not u.records:
             reason = u.reason or ("produced no records" if u.status == "ok" else "")
-            missing.append(Missing(u.name, u.op, "error" if u.status == "ok" else u.status, reason, u.log_tail))
+            missing.append(Missing(u.shown_as, u.op, "error" if u.status == "ok" else u.status, reason, u.log_tail))
     recs = [r for u in upstreams for r in u.records]
     present = {r.op for r in recs} | {u.op for u in upstreams}
     taken: set = set()

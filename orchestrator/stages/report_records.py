@@ -16,7 +16,7 @@ import json
 import math
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from opbench import ops, schema
@@ -160,6 +160,11 @@ class Upstream:
     log_tail: str
     manifest: dict
     records: tuple[Rec, ...]
+    label: str = ""  # a version-matrix variant's name in the report (`impl @ package version`); "": its name
+
+    @property
+    def shown_as(self) -> str:
+        return self.label or self.name
 
 
 class Checker:
@@ -361,6 +366,9 @@ def load_upstreams(path: Path, warn) -> list[Upstream]:
             records = _records(name, tags, folder, manifest, say, declared)
         elif folder is not None:
             say(f"{shown(path)}: {name}: artifact folder {shown(folder)} does not exist; no records")
+        label = c.text(info, "label")
+        if label:  # a variant runs as its impl: its records are named by the variant's label instead
+            records = [replace(r, impl=label) for r in records]
         log_tail = info.get("log_tail")
         op = declared or (records[0].op if records else ops.DEFAULT)
         ups.append(Upstream(
@@ -368,6 +376,6 @@ def load_upstreams(path: Path, warn) -> list[Upstream]:
             key=c.text(info, "key") or None, cached=info.get("cached") is True,
             entry=shown(folder) if folder is not None else None, tags=tags,
             log_tail=clean(log_tail, LOG_MAX) if isinstance(log_tail, str) else "", manifest=manifest,
-            records=tuple(records),
+            records=tuple(records), label=label,
         ))
     return ups
