@@ -151,11 +151,16 @@ class LocalCluster:
         return pids
 
     def stop(self) -> None:
+        """Kill every node, then again whatever a dying node started meanwhile, until nothing is left (up to 20 s
+        on a loaded machine; as soon as they are gone otherwise)."""
         for node in reversed(self.nodes):
             self.kill(node)
-        for _ in range(50):
-            if not any(n.pids() for n in self.nodes):
+        for _ in range(200):
+            left = [n for n in self.nodes if n.pids()]
+            if not left:
                 break
+            for node in left:
+                self.kill(node)
             time.sleep(0.1)
 
 
