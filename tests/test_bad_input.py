@@ -84,3 +84,20 @@ def test_list_and_show(tree):
     assert "cached" in rows["plain"] and "never run" in rows["up"]
     shown = tree.cli("show", "plain")
     assert shown.returncode == 0 and '"script_sha256"' in shown.stdout and "manifest:" in shown.stdout
+
+
+def test_output_cut_by_its_reader_ends_quietly(tree):
+    """`list | head`, as a tired user types it: the reader leaves early (here `true`, which reads nothing, so every
+    write finds the pipe closed); no traceback, and the shell's SIGPIPE status."""
+    import os
+    import subprocess
+    import sys
+
+    from conftest import repo_pythonpath
+
+    shell = (f"{sys.executable} -m orchestrator list --impls-dir {tree.root / 'impls'} "
+             f"--artifacts {tree.artifacts} | true; echo \"status=${{PIPESTATUS[0]}}\"")
+    done = subprocess.run(["bash", "-c", shell], capture_output=True, text=True, cwd=tree.root,
+                          env={**os.environ, "PYTHONPATH": repo_pythonpath()}, timeout=120)
+    assert "Traceback" not in done.stderr and "BrokenPipe" not in done.stderr, done.stderr
+    assert done.stdout.strip() == "status=141", done.stdout

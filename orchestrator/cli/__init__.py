@@ -11,6 +11,7 @@ from pathlib import Path
 from orchestrator.errors import StoreError, UserError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_PIPE = 128 + 13  # stdout closed by its reader (SIGPIPE), as a shell reports it
 # command -> (module under orchestrator.cli, handler): only the chosen command's module is imported
 COMMANDS = {
     "run": ("run", "cmd_run"),
@@ -173,6 +174,11 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except BrokenPipeError:  # `list | head`: the reader left; no traceback, and none at exit either
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_PIPE
     except StoreError as exc:  # disk trouble once things ran (read-only or full artifacts folder)
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_FAILED
