@@ -44,11 +44,15 @@ def _children() -> dict[int, list[int]]:
 
 
 def _group(pgid: int) -> list[int]:
+    """The live processes of a process group. A zombie is dead, not left running: once a test has made this process
+    a child subreaper (the orchestrator's proc.run_captured, called in-process), killed nodes' orphans wait here as
+    zombies until reaped, and are not counted."""
     pids = []
     for entry in os.listdir("/proc"):
         if entry.isdigit():
             try:
-                if int(Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[2]) == pgid:
+                fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+                if int(fields[2]) == pgid and fields[0] not in ("Z", "X"):
                     pids.append(int(entry))
             except (OSError, IndexError, ValueError):
                 continue
