@@ -173,7 +173,7 @@ class JobRunner:
         launch = self.launch(p, env, {**variables, **_live(variables, out)}, gpu_ids)
         launch = executor.prepare(launch, self.ctx, p, env, upstream_entries)
         try:
-            ran = executor.run(launch, out, logs) if gate is None else executor.run(launch, out, logs, gate=gate)
+            ran = executor.run(launch, out, logs, gate=gate)
         except BaseException:  # lost, or what came back is unusable: commit nothing, keep any logs that arrived
             if any(logs.iterdir()):
                 store.keep_failure(staging, p.job.name)

@@ -187,21 +187,20 @@ class Scheduler:
             waited = 0.0
             name = p.job.name
             gate = None
+            what = f"GPU {dev}" if gpu_ids else "this machine's timing slot"
+            on = f"on GPU {dev}" if gpu_ids else ""
             with store.reading(reading), contextlib.ExitStack() as held:
                 if need == GPU and dev is not None and gated(p.job):
-                    what = f"GPU {dev}" if gpu_ids else "this machine's timing slot"
-                    on = f"on GPU {dev}" if gpu_ids else ""
                     gate = Gate(str(device_lock_path(dev)),
                                 on_wait=lambda: self.progress.set(name, "waiting", f"for {what} (started, checked)"),
                                 on_run=lambda: self.progress.set(name, "running", on))
                     self.progress.set(name, "starting", f"imports and checks before it takes {what}")
                 elif need == GPU and dev is not None:
-                    what = f"GPU {dev}" if gpu_ids else "this machine's timing slot"
-                    self.progress.set(p.job.name, "waiting", f"for {what} (another run may be timing on it)")
+                    self.progress.set(name, "waiting", f"for {what} (another run may be timing on it)")
                     t0 = time.perf_counter()
                     held.enter_context(FileLock(str(device_lock_path(dev))))
                     waited = time.perf_counter() - t0
-                    self.progress.set(p.job.name, "running", f"on GPU {dev}" if gpu_ids else "")
+                    self.progress.set(name, "running", on)
                 elif need is None:
                     pass  # placed elsewhere: its executor reports waiting / building env / running as it gets there
                 else:

@@ -82,8 +82,7 @@ def throttled(readings: Sequence[Reading]) -> bool:
 
 def steady(reading: Reading) -> bool:
     """One reading of a GPU at work at full speed: busy, SM clock at ≥ SAG of its max, no throttle reason at all."""
-    return (not reading.idle and reading.sm_mhz is not None and bool(reading.sm_max_mhz)
-            and reading.sm_mhz >= SAG * (reading.sm_max_mhz or 0) and not reading.reasons & COUNTING)
+    return not reading.idle and reading.sm_mhz is not None and bool(reading.sm_max_mhz) and not throttled([reading])
 
 
 def verdict(windows: Sequence[Sequence[Reading]]) -> Clocks | None:

@@ -198,10 +198,9 @@ def ceilings(backend, impl: str, memory_bound: bool) -> tuple[float | None, floa
 
 
 def run_suite(backend, fn, impl, tags, env, suite: Suite, opts: Options, out_dir: Path,
-              modes: tuple[str, ...] = ("fwd",), ready_s: float | None = None, gate_wait_s: float = 0.0) -> int:
+              modes: tuple[str, ...], ready_s: float, gate_wait_s: float) -> int:
     spec = suite.workloads[0].spec
-    # $ORCH_OUT/phases.json: where the job's time went
-    log = PhaseLog(out_dir, ready_s=process_age() if ready_s is None else ready_s, gate_wait_s=gate_wait_s)
+    log = PhaseLog(out_dir, ready_s, gate_wait_s)  # $ORCH_OUT/phases.json: where the job's time went
     t0 = time.perf_counter()
     peak, bandwidth = ceilings(backend, impl, spec.memory_bound)
     log.ceilings(time.perf_counter() - t0)

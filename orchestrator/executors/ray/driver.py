@@ -102,14 +102,16 @@ class RayExecutor:
 
         return replace(launch, attached=job_spec(ctx, p, upstream_entries))
 
-    def run(self, launch: Launch, out: Path, logs: Path) -> Ran:
+    def run(self, launch: Launch, out: Path, logs: Path, gate=None) -> Ran:
         """Run the job on the cluster, re-create its outputs and logs in out/ and logs/; return how it ended and where.
+        gate: always None here (its slot is none of this machine's; the worker holds its node's device lock).
 
         The job ran on a copy of its sources and in the node's env, so the checks of a run in place do not apply;
         the worker checked what arrived against the key instead. Raising commits nothing (the runner keeps any logs).
         """
         spec = launch.attached
         assert isinstance(spec, JobSpec), "prepare attached the job's spec"
+        assert gate is None, "a Ray job takes no local device lock"
         name = spec.job.name
         refs = [self._folder(role, path) for role, _, path in spec.folders]
         lost = ""
