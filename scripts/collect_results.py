@@ -26,16 +26,20 @@ REPO = Path(__file__).resolve().parent.parent
 COMBINE = REPO / "orchestrator" / "stages" / "combine.py"
 
 
-def declared_op(name: str) -> str | None:
-    """The op the impl's script declares (its records may be the orchestrator's own skips, which older runs wrote
-    without one)."""
-    script = REPO / "impls" / name / "bench.py"
+def job_of(name: str):
+    """The job a folder of results belongs to: the impl's, or for a variant folder (`impl@package=version`) that
+    variant of it; None when no impl of that name is here."""
+    impl, _, pin = name.partition("@")
+    script = REPO / "impls" / impl / "bench.py"
     if not script.is_file():
         return None
     sys.path.insert(0, str(REPO))
     from orchestrator.model.job import load_job
+    from orchestrator.model.matrix import make_variant
 
-    return load_job(script, name).op
+    job = load_job(script, impl)
+    package, _, version = pin.partition("=")
+    return make_variant(job, package, version) if pin else job
 
 
 def collect(artifacts: Path, dest: Path) -> dict:
@@ -68,7 +72,10 @@ def collect(artifacts: Path, dest: Path) -> dict:
         first = next(iter(sorted((dest / job.name).glob("*.jsonl"))), None)
         head = json.loads(first.read_text().splitlines()[0]) if first else {}
         tags = head.get("tags", {})
-        upstreams[job.name] = {"op": declared_op(job.name) or head.get("op", "attention"), "status": "ok" if ok else newest["status"], "reason": "" if ok else newest["reason"],
+        known = job_of(job.name)
+        label = {"label": known.label} if known is not None and known.variant else {}  # as `run` names a variant
+        upstreams[job.name] = {**label, "op": (known.op if known else None) or head.get("op", "attention"),
+                               "status": "ok" if ok else newest["status"], "reason": "" if ok else newest["reason"],
                                "key": newest["key"], "cached": True, "entry": job.name, "tags": tags, "log_tail": ""}
     return upstreams
 

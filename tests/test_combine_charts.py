@@ -120,3 +120,22 @@ def test_the_page_is_self_contained_and_shows_every_impl(out):
     for name in MEASURED + NOT_MEASURED:
         assert name in html
     assert "ImportError: libcudnn.so.9" in html and "<code>out=" in html
+
+
+def test_a_variant_legend_keeps_the_version_that_tells_its_series_apart(tmp_path):
+    """A version matrix's series differ only at the end of their labels: a long label is cut in its middle."""
+    import random
+    rng = random.Random(0)
+    wl = Workload.attention("flux_L128", 1, 1152, 24, 24, 128, "bfloat16", False)
+    doc = {}
+    for i, v in enumerate(("1.0.4", "1.0.5")):
+        name = f"a_rather_long_impl_name@a-long-package-name={v}"
+        doc[name] = {**upstream(commit(tmp_path / "in", name, [measured(name, wl, 1 + i, rng)])),
+                     "label": f"a_rather_long_impl_name @ a-long-package-name {v}"}
+    up = write_upstreams(tmp_path / "in", doc)
+    assert run_combine(up, tmp_path / "out").returncode == 0
+    svg = tmp_path / "out" / "charts" / "attention-latency.svg"
+    legend = ["".join(t.itertext()) for g in groups(svg, "legend-entry") for t in g.iter(f"{NS}text")]
+    texts = [t for t in ET.parse(svg).iter(f"{NS}text")]
+    shown = sorted("".join(t.itertext()) for t in texts if "…" in "".join(t.itertext()))
+    assert len(shown) == 2 and shown[0].endswith("1.0.4") and shown[1].endswith("1.0.5"), (shown, legend)

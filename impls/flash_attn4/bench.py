@@ -8,6 +8,7 @@
 # [tool.orchestrator]
 # gpu = true
 # requires = ["cuda"]
+# optional = ["nvidia-cutlass-dsl-libs-cu12"]  # the CUDA 12 build of the CuTe DSL libs; CUDA 13 hosts load libs-cu13
 # timeout = 1800
 # tags = { family = "flash-attn", backend = "flash-attn-4-cute", compile = "jit" }
 # ///

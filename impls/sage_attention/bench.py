@@ -18,11 +18,22 @@ default smooth_k it subtracts the keys' mean in place (k -= mean); attention is 
 and the harness computes the reference before the first call. The quantization kernels are part of the
 call and are timed with it. Head dims other than 64, 96 and 128 are refused by the package (error records).
 It has no backward: its bwd and fwd_bwd records are skipped with that reason.
+Releases before 1.0.4 (for the version matrix, `--matrix sageattention=1.0.0,...`) take (B, H, S, D) only:
+they are given contiguous copies in that layout, made untimed, and their output is viewed back.
 """
 
 import opbench
 
 TOLERANCE = {"bfloat16": 3e-2, "float16": 3e-2, "float32": 3e-2}
+
+
+def takes_layout() -> bool:
+    """1.0.4 added `tensor_layout`; 1.0.0–1.0.3 take (B, H, S, D) alone (the version matrix runs them all)."""
+    import inspect
+
+    from sageattention import sageattn
+
+    return "tensor_layout" in inspect.signature(sageattn).parameters
 
 
 def attend(q, k, v, causal):
@@ -31,14 +42,41 @@ def attend(q, k, v, causal):
     return sageattn(q, k, v, tensor_layout="NHD", is_causal=causal)
 
 
+def attend_hnd(q, k, v, causal):
+    from sageattention import sageattn
+
+    return sageattn(q, k, v, is_causal=causal)
+
+
+def to_hnd(q, k, v, wl):
+    """(B, S, H, D) to contiguous (B, H, S, D) copies, untimed, so an older release is not charged a transpose."""
+    hnd = tuple(t.transpose(1, 2).contiguous() for t in (q, k, v))
+    return (*hnd, wl.causal) if wl is not None else hnd
+
+
+def from_hnd(out):
+    return out.transpose(1, 2)
+
+
 def check():
     torch = opbench.require("torch")
     opbench.require("sageattention")
     x = torch.randn(1, 128, 2, 64, device="cuda", dtype=torch.bfloat16)
-    opbench.probe(lambda: attend(x, x.clone(), x, False), "sageattention cannot run here")
+    if takes_layout():
+        call = attend
+    else:
+        def call(q, k, v, causal):
+            return from_hnd(attend_hnd(*to_hnd(q, k, v, None), causal))
+    opbench.probe(lambda: call(x, x.clone(), x, False), "sageattention cannot run here")
 
 
 NO_BACKWARD = "SageAttention's sageattn is a forward-only (inference) kernel: no autograd backward"
 
 if __name__ == "__main__":
-    raise SystemExit(opbench.run(attend, check=check, tolerance=TOLERANCE, backward=NO_BACKWARD))
+    try:
+        layout = takes_layout()
+    except ImportError:  # not installed: check() says so in the skip record
+        layout = True
+    kw = {} if layout else {"prepare": to_hnd, "finish": from_hnd}
+    raise SystemExit(opbench.run(attend if layout else attend_hnd, check=check, tolerance=TOLERANCE,
+                                 backward=NO_BACKWARD, **kw))

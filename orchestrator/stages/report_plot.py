@@ -43,6 +43,14 @@ def _cut(text: str, n: int = LABEL_MAX) -> str:
     return text if len(text) <= n else text[: n - 1] + "…"
 
 
+def _cut_middle(text: str, n: int) -> str:
+    """Cut from the middle: series often differ only at the end (`impl @ package 1.0.4` against `… 1.0.5`)."""
+    if len(text) <= n:
+        return text
+    tail = (n - 1) // 2
+    return text[: n - 1 - tail] + "…" + text[len(text) - tail:]
+
+
 def _log_axis(values: list[float]) -> bool:
     pos = [v for v in values if v > 0]
     return bool(pos) and max(pos) / min(pos) > 20
@@ -97,7 +105,7 @@ def figure(c: Chart) -> Figure:
                 ax.plot([p.i for p in ringed], [p.y for p in ringed], linestyle="none", marker="o", markersize=12,
                         markerfacecolor="none", markeredgecolor=st.color, markeredgewidth=1.0, gid=f"ring--{ln.slug}")
             handles.append(Line2D([], [], color=st.color, linestyle=st.dash, marker=st.marker, markersize=5))
-            labels.append(_cut(ln.label, 34) + (f" {ln.suffix}" if ln.suffix else "") + (" ✗ wrong" if ln.wrong else ""))
+            labels.append(_cut_middle(ln.label, 40) + (f" {ln.suffix}" if ln.suffix else "") + (" ✗ wrong" if ln.wrong else ""))
         for value, label in c.refs:
             ax.axhline(value, color="#888888", linestyle=(0, (5, 3)), linewidth=1.0, gid="ref")
             ax.annotate(label, (0.995, value), xycoords=("axes fraction", "data"), ha="right", va="bottom",
