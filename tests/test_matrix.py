@@ -99,6 +99,52 @@ def test_matrix_runs_each_version_in_its_own_env_and_skips_an_unresolvable_one(m
     assert one.returncode == 0 and one.ran() == {"slow@slowpkg=1.0.4"}, one.stdout
 
 
+BACKEND_THAT_CANNOT_BUILD = """import os
+def get_requires_for_build_wheel(config_settings=None):
+    return []
+def prepare_metadata_for_build_wheel(metadata_directory, config_settings=None):
+    os.makedirs(os.path.join(metadata_directory, "slowpkg-1.0.3.dist-info"))
+    with open(os.path.join(metadata_directory, "slowpkg-1.0.3.dist-info", "METADATA"), "w") as f:
+        f.write("Metadata-Version: 2.1\\nName: slowpkg\\nVersion: 1.0.3\\n")
+    return "slowpkg-1.0.3.dist-info"
+def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
+    raise RuntimeError("slowpkg 1.0.3 does not build here")
+"""
+
+
+def sdist_that_cannot_build(house):
+    """slowpkg 1.0.3 as a source archive whose backend gives its metadata (so it resolves and locks) but fails to
+    build the wheel (so its env cannot be made): a C extension whose compiler is missing, in miniature."""
+    import io
+    import tarfile
+
+    files = {"pyproject.toml": '[build-system]\nrequires = []\nbuild-backend = "backend"\nbackend-path = ["."]\n'
+                               '\n[project]\nname = "slowpkg"\nversion = "1.0.3"\n',
+             "PKG-INFO": "Metadata-Version: 2.1\nName: slowpkg\nVersion: 1.0.3\n", "backend.py": BACKEND_THAT_CANNOT_BUILD}
+    (house / "slowpkg-1.0.3-py3-none-any.whl").unlink()
+    with tarfile.open(house / "slowpkg-1.0.3.tar.gz", "w:gz") as tf:
+        for name, text in files.items():
+            data = text.encode()
+            info = tarfile.TarInfo(f"slowpkg-1.0.3/{name}")
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+
+
+def test_a_version_that_resolves_but_does_not_install_is_a_skipped_variant(matrix_tree):
+    """It resolves and its lock is written; its env cannot be built: skipped with uv's reason, not a failed run;
+    the other variant runs."""
+    tree, house = matrix_tree
+    sdist_that_cannot_build(house)
+    tree.add_impl("slow", TIMES_WORK, deps='["slowpkg>=1"]',
+                  settings='gpu = false\nmatrix = { slowpkg = ["1.0.0", "1.0.3"] }')
+    out = tree.run("slow", extra=[*offline(house), "--no-combine"])
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert out.states()["slow@slowpkg=1.0.0"] == "ok" and out.states()["slow@slowpkg=1.0.3"] == "skipped", out.stdout
+    assert "slowpkg==1.0.3" in (tree.impls / "slow" / "bench.slowpkg-1.0.3.lock.txt").read_text()  # it resolved
+    reason = next(line for line in out.stdout.splitlines() if line.startswith("  skipped slow@slowpkg=1.0.3"))
+    assert "slowpkg 1.0.3 cannot be installed here: " in reason and "does not build here" in reason, reason
+
+
 def test_matrix_flag_makes_a_one_off_matrix_with_locks_of_its_own(matrix_tree):
     tree, house = matrix_tree
     tree.add_impl("slow", TIMES_WORK, deps='["slowpkg"]')

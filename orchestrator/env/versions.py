@@ -42,6 +42,19 @@ def released(uv: Uv, package: str, good: str, bad: str, python_version: str) -> 
     return sorted(found, key=Version)
 
 
+def install_failure(exc: BaseException) -> str:
+    """Why uv could not install: its `error:` line and the last line of what it quoted (a build's own exception
+    ends its traceback there), without the traceback between or uv's hints."""
+    lines = [line.strip().lstrip("×╰─▶│├ ").strip() for line in str(exc).splitlines()[1:]]
+    lines = [line for line in lines if line and not line.startswith("hint:")]
+    head = next((line.removeprefix("error:").strip() for line in lines if line.startswith("error:")), None)
+    if head is None or not lines:
+        return one_line(exc)
+    tail = lines[-1]
+    text = head if tail.removeprefix("error:").strip() == head else f"{head}: {tail}"
+    return text if len(text) <= 400 else text[:399] + "…"
+
+
 def one_line(exc: BaseException) -> str:
     """uv's message after the first line (`X failed (exit 1):`), in one line."""
     lines = [line.strip().lstrip("×╰─▶│├ ").strip() for line in str(exc).splitlines()[1:]]

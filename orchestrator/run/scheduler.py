@@ -113,7 +113,7 @@ class Scheduler:
                 continue
             exc = self.envs[name].exception()
             if exc is not None:
-                self._finish(self._error_result(p, exc))
+                self._finish(self._env_result(p, exc))
                 continue
             if p.job.stage and p.key is None:
                 if self._stage_cached(name):
@@ -206,6 +206,18 @@ class Scheduler:
                 else:
                     self.progress.set(p.job.name, "running")
                 return self.runner.run(p, env, ups, gpu_ids, doc, waited, dev if need == GPU else None, gate)
+
+    def _env_result(self, p: Planned, exc: BaseException) -> Result:
+        """A job whose env could not be built: failed, except a version-matrix variant whose version resolved but
+        does not install here, which is skipped with uv's reason (as one that does not resolve is), so the other
+        variants and a bisect go on around it."""
+        if isinstance(exc, BuildError) and p.job.variant is not None:
+            from orchestrator.env.versions import install_failure
+
+            package, version = p.job.variant
+            return Result(p.job.name, "skipped", f"{package} {version} cannot be installed here: {install_failure(exc)}",
+                          p.key, log_tail=str(exc))
+        return self._error_result(p, exc)
 
     def _error_result(self, p: Planned, exc: BaseException) -> Result:
         if isinstance(exc, BuildError):
