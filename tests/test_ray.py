@@ -73,6 +73,28 @@ def test_fixture_suite_runs_once_on_the_cluster_and_lands_with_local_keys(tree, 
     assert f"/{manifest(six)['runner']['env_id']}/bin/python" in command
 
 
+def test_matrix_variants_run_on_the_cluster_each_in_its_own_env_with_local_keys(tree, cluster_module):
+    tree.add_impl("sixes", (
+        "import os, six\n"
+        "open(os.path.join(os.environ['ORCH_OUT'], 'seen.txt'), 'w').write(six.__version__ + ' ' + os.environ['ORCH_IMPL'])\n"
+    ), deps='["six"]', settings='gpu = false\nmatrix = { six = ["1.15.0", "1.16.0"] }')
+    out = ray_run(tree, cluster_module, "sixes", extra=["--no-combine"])
+    assert out.returncode == 0, out.stdout + out.stderr
+    names = {"sixes@six=1.15.0", "sixes@six=1.16.0"}
+    assert out.ran() == names, out.stdout
+    envs = set()
+    for name in names:
+        (entry,) = entries(tree.artifacts, name)
+        version = name.rpartition("=")[2]
+        assert (entry / "seen.txt").read_text() == f"{version} sixes"  # its pinned version, under the impl's name
+        runner = manifest(entry)["runner"]
+        assert runner["executor"] == "ray" and f"six=={version}" in manifest(entry)["packages"]
+        envs.add(runner["env_id"])
+    assert len(envs) == 2  # one env per variant
+    local = tree.run("sixes", extra=["--no-combine"])
+    assert local.returncode == 0 and local.ran() == set(), local.stdout  # the same keys as a local run's
+
+
 def test_upstream_artifacts_travel_to_the_worker_not_through_a_shared_path(tree, cluster_module):
     tree.add_impl("reader", (
         "import json, os\n"
