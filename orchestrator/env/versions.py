@@ -45,8 +45,7 @@ def released(uv: Uv, package: str, good: str, bad: str, python_version: str) -> 
 def install_failure(exc: BaseException) -> str:
     """Why uv could not install: its `error:` line and the last line of what it quoted (a build's own exception
     ends its traceback there), without the traceback between or uv's hints."""
-    lines = [line.strip().lstrip("×╰─▶│├ ").strip() for line in str(exc).splitlines()[1:]]
-    lines = [line for line in lines if line and not line.startswith("hint:")]
+    lines = [line for line in _uv_lines(exc) if line and not line.startswith("hint:")]
     head = next((line.removeprefix("error:").strip() for line in lines if line.startswith("error:")), None)
     if head is None or not lines:
         return one_line(exc)
@@ -55,8 +54,13 @@ def install_failure(exc: BaseException) -> str:
     return text if len(text) <= 400 else text[:399] + "…"
 
 
+def _uv_lines(exc: BaseException) -> list[str]:
+    """uv's message after the first line (`X failed (exit 1):`), its tree marks stripped."""
+    return [line.strip().lstrip("×╰─▶│├ ").strip() for line in str(exc).splitlines()[1:]]
+
+
 def one_line(exc: BaseException) -> str:
     """uv's message after the first line (`X failed (exit 1):`), in one line."""
-    lines = [line.strip().lstrip("×╰─▶│├ ").strip() for line in str(exc).splitlines()[1:]]
+    lines = _uv_lines(exc)
     text = " ".join(line for line in lines if line) or str(exc).splitlines()[0]
     return text if len(text) <= 400 else text[:399] + "…"
