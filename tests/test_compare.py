@@ -187,7 +187,18 @@ def test_a_backward_is_compared_with_the_backward_of_the_same_workload(tmp_path)
     assert set(rows) == {("w", "fwd"), ("w", "bwd")}  # never the forward's 1.0 against the backward's 3.0
     assert "SLOWER" in rows[("w", "bwd")] and "SLOWER" not in rows[("w", "fwd")]
     assert text.splitlines()[4].split()[:3] == ["impl", "workload", "mode"]
-    assert "only in B: torch_flash w [fwd_bwd]" in text
+    assert "only in B:\n  torch_flash: w [fwd_bwd]\n" in text
+
+
+def test_results_one_side_has_alone_are_a_short_line_per_impl(tmp_path):
+    """Two result sets of different suites share little: what each has alone is named per impl, the first few
+    workloads and a count, never one line of every result."""
+    a = _moded(tmp_path / "a", {("w", "fwd"): 1.0})
+    b = _moded(tmp_path / "b", {("w", "fwd"): 1.0, **{(f"only_{i:02d}", "bwd"): 2.0 for i in range(30)}}, seed=1)
+    code, text = run(a, b)
+    assert code == 0, text
+    assert "only in B:\n  torch_flash: only_00 [bwd], only_01 [bwd], only_02 [bwd], only_03 [bwd], … 26 more\n" in text
+    assert max(len(line) for line in text.splitlines()) < 200
 
 
 def test_records_without_a_mode_are_forwards(tmp_path):

@@ -264,6 +264,21 @@ def table(rows: list[Row]) -> str:
     return "\n".join(line.rstrip() for line in lines)
 
 
+SHOWN_PER_IMPL = 4  # of an impl's unmatched results, the first few named: a whole result set's stays readable
+
+
+def unmatched(keys: list[tuple[str, str, str]]) -> str:
+    """The results one side has alone, a line per impl: its workloads (the mode where not fwd), the first few named."""
+    by: dict[str, list[str]] = {}
+    for impl, wl, mode in keys:
+        by.setdefault(impl, []).append(wl + ("" if mode == "fwd" else f" [{mode}]"))
+    lines = []
+    for impl, names in by.items():
+        more = len(names) - SHOWN_PER_IMPL
+        lines.append(f"  {impl}: " + ", ".join(names[:SHOWN_PER_IMPL]) + (f", … {more} more" if more > 0 else ""))
+    return "\n".join(lines)
+
+
 def compare(a: Path, b: Path, threshold: float = 0.05, alpha: float = 0.01, out=None) -> int:
     """Print the comparison of B against A; 1 when any impl x workload x mode regressed, else 0; nothing in common is
     a user error (exit 2)."""
@@ -283,8 +298,7 @@ def compare(a: Path, b: Path, threshold: float = 0.05, alpha: float = 0.01, out=
     only_a, only_b = sorted(sa.keys() - sb.keys()), sorted(sb.keys() - sa.keys())
     for label, keys in (("only in A", only_a), ("only in B", only_b)):
         if keys:
-            print(f"\n{label}: " + ", ".join(f"{i} {w}" + ("" if m == "fwd" else f" [{m}]") for i, w, m in keys),
-                  file=out)
+            print(f"\n{label}:\n" + unmatched(keys), file=out)
     for note in notes:
         print(f"note: {note}", file=out)
     bad = [r for r in rows if r.regression]
