@@ -47,7 +47,7 @@ def install_failure(exc: BaseException) -> str:
     ends its traceback there), without the traceback between or uv's hints."""
     lines = [line for line in _uv_lines(exc) if line and not line.startswith("hint:")]
     head = next((line.removeprefix("error:").strip() for line in lines if line.startswith("error:")), None)
-    if head is None or not lines:
+    if head is None:  # not uv's usual form: all of it, in one line
         return one_line(exc)
     tail = lines[-1]
     text = head if tail.removeprefix("error:").strip() == head else f"{head}: {tail}"

@@ -146,6 +146,14 @@ def unresolved_reason(job: Job, exc: BuildError) -> str:
     return f"{package} {version} cannot be resolved here: {one_line(exc)}"
 
 
+def uninstallable_reason(job: Job, exc: BuildError) -> str:
+    """Why a variant's version, resolved, cannot be installed here: uv's error and the build's last line."""
+    from orchestrator.env.versions import install_failure
+
+    package, version = job.variant or ("?", "?")
+    return f"{package} {version} cannot be installed here: {install_failure(exc)}"
+
+
 def workloads_input(job: Job, ctx: Context) -> dict:
     """The suite part of a key: the job's op's suite; for a stage, every op's (it merges them all)."""
     if job.stage:

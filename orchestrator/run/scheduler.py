@@ -16,7 +16,7 @@ from orchestrator.model.context import Context
 from orchestrator.run.device_locks import HOST_SLOT, device_lock_path
 from orchestrator.run.gate import Gate
 from orchestrator.run.jobrun import JobRunner, Result, gated, result_of
-from orchestrator.run.plan import Planned
+from orchestrator.run.plan import Planned, uninstallable_reason
 from orchestrator.run.progress import Progress
 from orchestrator.run.stage import keyed, upstreams_doc
 
@@ -212,11 +212,7 @@ class Scheduler:
         does not install here, which is skipped with uv's reason (as one that does not resolve is), so the other
         variants and a bisect go on around it."""
         if isinstance(exc, BuildError) and p.job.variant is not None:
-            from orchestrator.env.versions import install_failure
-
-            package, version = p.job.variant
-            return Result(p.job.name, "skipped", f"{package} {version} cannot be installed here: {install_failure(exc)}",
-                          p.key, log_tail=str(exc))
+            return Result(p.job.name, "skipped", uninstallable_reason(p.job, exc), p.key, log_tail=str(exc))
         return self._error_result(p, exc)
 
     def _error_result(self, p: Planned, exc: BaseException) -> Result:
