@@ -18,6 +18,7 @@ from orchestrator.cache.hashing import sha256_json
 from orchestrator.cache.store import FAILED, LATEST, LOCKS, STAGING, remove_tree
 from orchestrator.model.context import Context
 from orchestrator.model.job import Job, topo_order
+from orchestrator.run.references import NAME as REFERENCES
 from orchestrator.run.stage import STAGE
 
 ROOTS = ".roots"
@@ -96,7 +97,8 @@ def _staging_owner(name: str) -> int | None:
 
 
 def clean(ctx: Context, jobs: dict[str, Job], everything: bool) -> int:
-    """Remove stale entries (or all with everything=True), dead staging folders and failure logs."""
+    """Remove stale entries (or all with everything=True), the stored references, dead staging folders and failure
+    logs."""
     from filelock import FileLock, Timeout
 
     from orchestrator.env.check import pid_alive, sweep_tmp
@@ -135,6 +137,13 @@ def clean(ctx: Context, jobs: dict[str, Job], everything: bool) -> int:
                     removed += 1
             except Timeout:
                 print(f"kept {entry}: in use by another process")
+    for entry in store.entries(REFERENCES):  # a run remakes the set it needs (run/references.py)
+        try:
+            with FileLock(str(store.lock_path(REFERENCES, entry.name)), timeout=0):
+                shutil.rmtree(entry)
+                removed += 1
+        except Timeout:
+            print(f"kept {entry}: in use by another process")
     if everything:
         (store.root / LATEST).unlink(missing_ok=True)
         shutil.rmtree(store.root / LOCKS, ignore_errors=True)

@@ -157,10 +157,13 @@ class JobRunner:
 
     # -- running --------------------------------------------------------------------------------
     def run(self, p: Planned, env: Env, upstream_entries: dict[str, Path], gpu_ids: tuple[str, ...],
-            upstreams_doc=None, waited: float = 0.0, lock: str | None = None, gate=None) -> Result:
+            upstreams_doc=None, waited: float = 0.0, lock: str | None = None, gate=None,
+            references: dict[str, str] | None = None, references_changed=None) -> Result:
         """Run the job once and commit it if it ended ok or skipped. env is the one `ready_env` gave; lock: the
         device lock it holds here (a GPU id or the host's timing slot), which it waited `waited` seconds for — or,
-        with a gate (run/gate.py), the lock the job takes when it asks for it."""
+        with a gate (run/gate.py), the lock the job takes when it asks for it. references: the stored references'
+        variable (run/references.py), given to this launch only (`reproduce` computes its own);
+        references_changed() says, after the run, why the set it read cannot be vouched for any more (not committed)."""
         assert p.key is not None and p.inputs is not None, "a job runs only once keyed"
         store = self.ctx.store
         executor = self.executor_for(p)
@@ -170,7 +173,7 @@ class JobRunner:
         if upstreams_doc is not None:
             _write_or_drop(staging, out / UPSTREAMS_FILE, json.dumps(upstreams_doc, indent=1, sort_keys=True))
             variables["ORCH_UPSTREAMS"] = str(store.entry(p.job.name, p.key) / UPSTREAMS_FILE)
-        launch = self.launch(p, env, {**variables, **_live(variables, out)}, gpu_ids)
+        launch = self.launch(p, env, {**variables, **_live(variables, out), **(references or {})}, gpu_ids)
         launch = executor.prepare(launch, self.ctx, p, env, upstream_entries)
         try:
             ran = executor.run(launch, out, logs, gate=gate)
@@ -193,6 +196,7 @@ class JobRunner:
             return self._failed(p, staging, finished.describe(), finished.duration)
         problem = check_outputs(out, keep={UPSTREAMS_FILE} if upstreams_doc is not None else set())
         problem = problem or store.damaged_upstreams(upstream_entries)
+        problem = problem or (references_changed() if references_changed is not None else None)
         if problem:
             return self._failed(p, staging, problem, finished.duration)
         files = hash_outputs(out, logs)
@@ -203,25 +207,26 @@ class JobRunner:
             reproduce=self.reproduce_command(p, env, variables), runner={"env_id": env.env_id, **ran.where},
             variables=recorded_variables(launch.env),
             phases=self.phases(p, finished.duration, waited if gate is None else gate.waited_s, lock, out,
-                               gate.held if gate is not None else None),
+                               gate.held if gate is not None else None, bool(references)),
         )
         entry = store.commit(staging, manifest, replace=p.forced)
         return result_of(p, manifest, entry, cached=False)
 
     def phases(self, p: Planned, run_s: float, wait_s: float, lock: str | None, out: Path,
-               held: tuple[float, float] | None = None) -> dict:
+               held: tuple[float, float] | None = None, references: bool = False) -> dict:
         """Where the job's time went (never in its key): readying its env (a build, or the check of a reused
         one), waiting for its device lock (`lock`, null for none), its process's wall time; the harness's own steps
         from its phases.json, with start_s its process start to the harness ready to measure (null without one).
         A gated job (run/gate.py) also has `gated` true and `held`: the [start, end] epoch times it held the lock
-        (null if it never asked); any other job held its lock for its whole process."""
+        (null if it never asked); any other job held its lock for its whole process. `references` true: the job
+        was handed the run's stored references (run/references.py)."""
         harness = harness_phases(out)
         ready = harness.get("ready_s") if harness else None
         start_s = float(ready) if isinstance(ready, (int, float)) and not isinstance(ready, bool) else None
         phases: dict = {"env_s": self.env_seconds.get(p.job.name, 0.0), "wait_s": wait_s, "run_s": run_s,
                         "start_s": start_s, "lock": lock}
         if lock is not None and gated(p.job):
-            phases.update(gated=True, held=list(held) if held is not None else None)
+            phases.update(gated=True, held=list(held) if held is not None else None, references=references)
         return {**phases, "harness": harness} if harness is not None else phases
 
     def _failed(self, p: Planned, staging: Path, reason: str, duration: float) -> Result:

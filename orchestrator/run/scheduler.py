@@ -18,6 +18,8 @@ from orchestrator.run.gate import Gate
 from orchestrator.run.jobrun import JobRunner, Result, gated, result_of
 from orchestrator.run.plan import Planned, uninstallable_reason
 from orchestrator.run.progress import Progress
+from orchestrator.run.references import NAME as REFERENCES
+from orchestrator.run.references import References
 from orchestrator.run.stage import keyed, upstreams_doc
 
 TYPE_CHECKING = False  # typing itself is not imported on the warm path
@@ -44,6 +46,7 @@ class Scheduler:
         self.cpu_slots = max(1, ctx.jobs)
         self.running: dict[str, Slot] = {}
         self.trees = TreeHashes()
+        self.references = References(ctx, runner, self.trees, progress.set)
 
     def run(self) -> dict[str, Result]:
         for name, p in self.plans.items():
@@ -205,7 +208,15 @@ class Scheduler:
                     pass  # placed elsewhere: its executor reports waiting / building env / running as it gets there
                 else:
                     self.progress.set(p.job.name, "running")
-                return self.runner.run(p, env, ups, gpu_ids, doc, waited, dev if need == GPU else None, gate)
+                refs: dict[str, str] = {}
+                refs_key = None
+                if gate is not None:
+                    refs, refs_key = self.references.variables(p, env, dev, gpu_ids)
+                    if refs_key is not None:  # `clean` leaves the set be while this job reads it
+                        held.enter_context(store.reading([(REFERENCES, refs_key)]))
+                changed = (lambda k=refs_key: self.references.changed(k)) if refs else None
+                return self.runner.run(p, env, ups, gpu_ids, doc, waited, dev if need == GPU else None, gate, refs,
+                                       changed)
 
     def _env_result(self, p: Planned, exc: BaseException) -> Result:
         """A job whose env could not be built: failed, except a version-matrix variant whose version resolved but

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import sys
 
+from opbench import refstore
 from opbench.accuracy import Accuracy, tolerance_for
 from opbench.clocks import probe_for
 from opbench.measure import l2_plan, rated, verdict_reason
@@ -63,8 +64,8 @@ def measure_grad(backend, fn, impl: str, tags: dict, env: Env, wl: Workload, opt
     inputs = backend.inputs(wl)
     dys = backend.upstream(wl)
     clock.mark("inputs", "inputs_s")
-    ref = backend.grad_reference(inputs, dys, wl)  # before the impl runs, like the forward's reference
-    fwd_ref = backend.reference(inputs, wl) if mode == "fwd_bwd" else None
+    ref = refstore.grad_reference(backend, inputs, dys, wl)  # before the impl runs, like the forward's reference
+    fwd_ref = refstore.reference(backend, inputs, wl) if mode == "fwd_bwd" else None
     clock.mark("reference", "reference_s")
     task = backend.grad_task(fn, inputs, dys, wl, opts.prepare, opts.finish, mode, opts.inplace)
     grads, out, compile_ms = task.first()

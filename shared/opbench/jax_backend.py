@@ -93,6 +93,10 @@ class JaxBackend:
             raise NotImplementedError(f"op {wl.op} has no JAX reference")
         return ref(inputs, wl)
 
+    def stored(self, array):
+        """A stored fp32 reference (opbench.refstore, a numpy array) on the device."""
+        return self.jax.device_put(array, self.device)
+
     def check(self, out, ref, tol: float, layout: str = "") -> Accuracy:
         jnp = self.jax.numpy
         if not hasattr(out, "shape") or not hasattr(out, "dtype"):

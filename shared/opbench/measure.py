@@ -6,6 +6,7 @@ from __future__ import annotations
 import sys
 from dataclasses import replace
 
+from opbench import refstore
 from opbench.accuracy import Accuracy, tolerance_for
 from opbench.clocks import probe_for
 from opbench.errors import HarnessError
@@ -50,7 +51,7 @@ def measure(backend, fn, impl: str, tags: dict, env: Env, wl: Workload, opts, pe
     clock = Phases(f"{impl} {wl.name}") if clock is None else clock
     inputs = backend.inputs(wl)
     clock.mark("inputs", "inputs_s")
-    ref = backend.reference(inputs, wl)  # before the impl runs: an impl that writes its inputs can't bend it
+    ref = refstore.reference(backend, inputs, wl)  # before the impl runs: one that writes its inputs can't bend it
     clock.mark("reference", "reference_s")
     args = tuple(opts.prepare(*inputs, wl)) if opts.prepare else tuple(spec.args(inputs, wl))
     out, compile_ms = backend.first_call(fn, args)

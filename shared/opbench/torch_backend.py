@@ -79,6 +79,10 @@ class TorchBackend:
         """The op's fp32 reference (computed from the rounded inputs, before the impl ever sees them)."""
         return wl.spec.reference["torch"](inputs, wl)
 
+    def stored(self, array):
+        """A stored fp32 reference (opbench.refstore, a numpy array) on the device."""
+        return self.torch.from_numpy(array).to(self.device)
+
     def upstream(self, wl: Workload) -> tuple:
         """The op's seeded upstream gradients on the device in the workload's dtype (drawn like the inputs)."""
         dtype = getattr(self.torch, wl.dtype)

@@ -1,0 +1,201 @@
+"""Stored references (orchestrator/run/references.py, opbench.refstore, opbench.refjob): a suite's fp32 references
+made once per run and read by every later job; never believed once anything changed them. End to end over real
+harness impls on the CPU torch base, and the harness's reader in-process on sets written by its own writer."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import sys
+
+import pytest
+
+from conftest import REPO, Tree, entry_of
+
+sys.path.insert(0, str(REPO / "shared"))
+
+SUITE = """[suite]
+op = "attention"
+
+[defaults]
+batch = 1
+heads = 2
+head_dim = 16
+dtype = "float32"
+
+[[workload]]
+name = "tiny"
+seq_len = 32
+
+[[workload]]
+name = "tiny_causal"
+seq_len = 24
+causal = true
+"""
+BLOCK = ('# /// script\n# requires-python = ">=3.10"\n# dependencies = ["opbench-harness", "torch", "numpy"]\n#\n'
+         '# [tool.uv.sources]\n# opbench-harness = {{ path = "../../shared", editable = true }}\n#\n'
+         '# [tool.orchestrator]\n# gpu = true\n# requires = []\n'
+         '# tags = {{ family = "test", backend = "{backend}", compile = "none" }}\n# ///\n')
+SDPA = "from opbench import sdpa\n\nif __name__ == '__main__':\n    raise SystemExit(sdpa.run_backend('MATH', requires_cuda=False, probe=False))\n"
+# Before the harness starts, it rewrites the set it was handed so that a wrong (all-zero) output would pass: the
+# reference file zeroed, and the manifest's digest of it made to match.
+POISON = (
+    "import hashlib, json, os, pathlib\n"
+    "folder = pathlib.Path(os.environ['OPBENCH_REFERENCES'].rpartition('#')[0])\n"
+    "ref = folder / 'tiny.fwd.f32'\n"
+    "ref.write_bytes(bytes(ref.stat().st_size))\n"
+    "m = json.loads((folder / 'manifest.json').read_text())\n"
+    "m['files']['tiny.fwd.f32'] = hashlib.sha256(ref.read_bytes()).hexdigest()\n"
+    "(folder / 'manifest.json').write_text(json.dumps(m))\n"
+    "import opbench\n\n"
+    "if __name__ == '__main__':\n"
+    "    raise SystemExit(opbench.run(lambda q, k, v, causal: q * 0, requires_cuda=False))\n"
+)
+CPU = {"ORCH_FORCE_CPU": "1"}
+
+
+@pytest.fixture
+def refs_tree(tmp_path, envs_dir) -> Tree:
+    root = tmp_path / "checkout"
+    shutil.copytree(REPO / "shared", root / "shared", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    (root / "impls").mkdir()
+    for name in ("attn_a", "attn_b"):
+        (root / "impls" / name).mkdir()
+        (root / "impls" / name / "bench.py").write_text(BLOCK.format(backend="MATH") + SDPA)
+    (root / "suite.toml").write_text(SUITE)
+    return Tree(root, tmp_path / "artifacts", envs_dir)
+
+
+def host(torch_base) -> list:
+    return ["--python", torch_base, "--offline", "--wheelhouse", os.environ["UV_FIND_LINKS"], "--no-combine"]
+
+
+def sets(tree: Tree) -> list:
+    folder = tree.artifacts / ".references"
+    return sorted(p for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []
+
+
+def outcome(tree: Tree, name: str) -> tuple[bool, list]:
+    """(whether the job was handed the stored references, each record's (workload, mode, ok, err, grad_err))."""
+    entry = entry_of(tree.artifacts, name)
+    manifest = json.loads((entry / "manifest.json").read_text())
+    records = [json.loads(line) for line in (entry / "results.jsonl").read_text().splitlines()]
+    return manifest["phases"]["references"], [(r["wl"]["name"], r["mode"], r["ok"], r["err"], r["grad_err"]) for r in records]
+
+
+def test_a_suites_references_are_made_once_and_read_as_each_job_would_compute_them(refs_tree, torch_base):
+    first = refs_tree.run(extra=["--mode", "fwd,bwd", *host(torch_base)], env=CPU)
+    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+    (made,) = sets(refs_tree)
+    index = json.loads((made / "index.json").read_text())
+    assert sorted(index["entries"]) == ["tiny.fwd", "tiny.grad", "tiny_causal.fwd", "tiny_causal.grad"]
+    assert index["made_by"]["torch"].startswith("2.") and index["modes"] == ["fwd", "bwd"]
+    before = {n: outcome(refs_tree, n) for n in ("attn_a", "attn_b")}
+    assert sum(handed for handed, _ in before.values()) >= 1  # the job that waited for the set read it
+    again = refs_tree.run(extra=["--mode", "fwd,bwd", "--force", *host(torch_base)], env=CPU)
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    assert sets(refs_tree) == [made]  # found and vouched for, not made again
+    for name, (_, records) in before.items():
+        handed, now = outcome(refs_tree, name)
+        assert handed is True, name
+        assert now == records, name  # the stored references give every error exactly as computing them does
+    cleaned = refs_tree.cli("clean")
+    assert cleaned.returncode == 0 and sets(refs_tree) == [], cleaned.stdout + cleaned.stderr
+
+
+def test_a_set_changed_between_runs_is_remade(refs_tree, torch_base):
+    assert refs_tree.run("attn_a", extra=host(torch_base), env=CPU).returncode == 0
+    (made,) = sets(refs_tree)
+    good = (made / "tiny.fwd.f32").read_bytes()
+    (made / "tiny.fwd.f32").write_bytes(bytes(len(good)))
+    out = refs_tree.run("attn_a", extra=["--force", *host(torch_base)], env=CPU)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    assert (made / "tiny.fwd.f32").read_bytes() == good  # remade from scratch, the same bytes
+    handed, records = outcome(refs_tree, "attn_a")
+    assert handed is True and all(ok for _, _, ok, _, _ in records)
+
+
+def test_a_job_that_rewrites_the_set_is_never_believed_fails_and_the_set_is_remade(refs_tree, torch_base):
+    (refs_tree.impls / "attn_poison").mkdir()
+    (refs_tree.impls / "attn_poison" / "bench.py").write_text(BLOCK.format(backend="zeros") + POISON)
+    assert refs_tree.run("attn_a", extra=host(torch_base), env=CPU).returncode == 0
+    (made,) = sets(refs_tree)
+    good = (made / "tiny.fwd.f32").read_bytes()
+    out = refs_tree.run("attn_poison", extra=host(torch_base), env=CPU)
+    assert out.returncode == 1 and out.states() == {"attn_poison": "failed"}, out.stdout + out.stderr
+    assert "stored references" in out.stdout and "changed while this job ran" in out.stdout, out.stdout
+    assert not (refs_tree.artifacts / "attn_poison").exists() or not any((refs_tree.artifacts / "attn_poison").iterdir())
+    failed = sorted((refs_tree.artifacts / ".failed").rglob("stderr.log"))
+    log = "\n".join(p.read_text() for p in failed)
+    assert "is not the one the orchestrator vouched for" in log  # the harness itself refused the rewritten set
+    assert '"ok": false' in "\n".join(p.read_text() for p in (refs_tree.artifacts / ".failed").rglob("results.jsonl"))
+    assert sets(refs_tree) == []  # removed; the next job makes it again
+    assert refs_tree.run("attn_a", extra=["--force", *host(torch_base)], env=CPU).returncode == 0
+    assert (made / "tiny.fwd.f32").read_bytes() == good
+
+
+# -- the harness's reader, in-process ------------------------------------------------------------------------------
+
+np = pytest.importorskip("numpy")
+
+
+@pytest.fixture
+def stored(tmp_path, monkeypatch):
+    """A set written by the harness's own writer for two workloads, with the manifest the orchestrator commits."""
+    from opbench import refstore
+    from opbench.suite import Workload
+
+    wls = [Workload.make("rms_norm", f"w{i}", "float32", batch=1, seq_len=4, hidden=8) for i in range(2)]
+    writer = refstore.Writer(tmp_path, {"op": "rms_norm", "suite": "t", "modes": ["fwd"], "made_by": {}})
+    for i, wl in enumerate(wls):
+        writer.add(wl, "fwd", np.full((4, 8), float(i + 1), dtype=np.float32))
+    writer.add(wls[0], "grad", {"dx": np.ones((4, 8), np.float32), "dw": np.zeros(8, np.float32)})
+    writer.close()
+
+    def vouch() -> str:
+        files = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in tmp_path.iterdir() if p.name != "manifest.json"}
+        raw = json.dumps({"files": files}).encode()
+        (tmp_path / "manifest.json").write_bytes(raw)
+        return f"{tmp_path}#{hashlib.sha256(raw).hexdigest()}"
+
+    monkeypatch.setattr(refstore, "_OPENED", {})
+    monkeypatch.setenv(refstore.VARIABLE, vouch())
+    return refstore, wls, tmp_path, vouch
+
+
+def test_the_reader_gives_back_what_the_writer_stored(stored):
+    refstore, wls, _, _ = stored
+    s = refstore.opened()
+    assert s is not None
+    assert (s.get(wls[1], "fwd") == 2.0).all() and s.get(wls[1], "fwd").shape == (4, 8)
+    grads = s.get(wls[0], "grad")
+    assert sorted(grads) == ["dw", "dx"] and grads["dw"].shape == (8,)
+    assert s.get(wls[1], "grad") is None  # not in the set: computed by the job, nothing said
+
+
+def test_a_changed_file_or_another_workload_is_refused_in_one_line(stored, capsys):
+    from opbench.suite import Workload
+
+    refstore, wls, folder, _ = stored
+    s = refstore.opened()
+    (folder / "w0.fwd.f32").write_bytes(bytes(4 * 32))  # same size, other bytes
+    assert s.get(wls[0], "fwd") is None
+    assert s.get(wls[0], "fwd") is None
+    err = capsys.readouterr().err.splitlines()
+    assert err == ["stored references: w0.fwd.f32 differs from its manifest sha256; computing it here"]
+    other = Workload.make("rms_norm", "w1", "float32", batch=1, seq_len=4, hidden=16)  # the name of a stored one, other fields
+    assert s.get(other, "fwd") is None and "was made for another workload" in capsys.readouterr().err
+
+
+def test_a_set_whose_manifest_is_not_the_vouched_one_is_never_opened(stored, capsys, monkeypatch):
+    refstore, wls, folder, vouch = stored
+    value = os.environ[refstore.VARIABLE]
+    (folder / "w0.fwd.f32").write_bytes(bytes(4 * 32))
+    vouch()  # a consistent rewrite: the manifest now matches the zeros, but it is not the one handed to the job
+    assert refstore.opened() is None
+    assert "is not the one the orchestrator vouched for" in capsys.readouterr().err
+    monkeypatch.setattr(refstore, "_OPENED", {})
+    monkeypatch.setenv(refstore.VARIABLE, value.rpartition("#")[0] + "#" + "0" * 64)
+    assert refstore.opened() is None
