@@ -75,6 +75,38 @@ def test_the_job_starts_before_the_lock_is_free_and_times_only_once_it_holds_it(
     # released at `done`: the 0.5 s of exit after it were not held
 
 
+def test_the_handout_is_asked_before_the_lock_and_reaches_the_job_with_its_gpu(tmp_path):
+    """The variables handed with the GPU (the run's stored references) are made while another run may hold the
+    device, so a handout that waits for them never holds the lock; they arrive in the job's environment at GO, and
+    a handout that fails hands nothing rather than stopping the job."""
+    from filelock import FileLock, Timeout
+
+    lock = tmp_path / "device-0.lock"
+    other = holder(lock, 1.0)
+    asked = []
+
+    def handout():
+        try:
+            with FileLock(str(lock), timeout=0):
+                asked.append("free")
+        except Timeout:
+            asked.append("held elsewhere")  # asked while the other run still holds the device: not waiting on it
+        return {"OPBENCH_REFERENCES": "/some/set#abc"}
+
+    body = ("before = os.environ.get('OPBENCH_REFERENCES'); gate.acquire()\n"
+            "log(before=before, after=os.environ.get('OPBENCH_REFERENCES')); gate.release()\n")
+    finished, log, err = launch(tmp_path, job(tmp_path, body), Gate(str(lock), handout=handout))
+    other.join()
+    assert finished.returncode == 0 and asked == ["held elsewhere"], err
+    assert log == [{"before": None, "after": "/some/set#abc"}]
+
+    def broken():
+        raise RuntimeError("no set")
+
+    finished, log, err = launch(tmp_path, job(tmp_path, body), Gate(str(lock), handout=broken), name="b")
+    assert finished.returncode == 0 and log == [{"before": None, "after": None}], err
+
+
 def test_a_job_that_never_asks_never_holds_the_lock(tmp_path):
     from filelock import FileLock
 

@@ -39,16 +39,19 @@ BLOCK = ('# /// script\n# requires-python = ">=3.10"\n# dependencies = ["opbench
          '# [tool.orchestrator]\n# gpu = true\n# requires = []\n'
          '# tags = {{ family = "test", backend = "{backend}", compile = "none" }}\n# ///\n')
 SDPA = "from opbench import sdpa\n\nif __name__ == '__main__':\n    raise SystemExit(sdpa.run_backend('MATH', requires_cuda=False, probe=False))\n"
-# Before the harness starts, it rewrites the set it was handed so that a wrong (all-zero) output would pass: the
+# Before the harness starts, it takes the GPU (and with it the set) and rewrites the set so that a wrong (all-zero) output would pass: the
 # reference file zeroed, and the manifest's digest of it made to match.
 POISON = (
     "import hashlib, json, os, pathlib\n"
+    "from opbench import gate\n"
+    "gate.acquire()\n"  # the set comes with the GPU
     "folder = pathlib.Path(os.environ['OPBENCH_REFERENCES'].rpartition('#')[0])\n"
     "ref = folder / 'tiny.fwd.f32'\n"
     "ref.write_bytes(bytes(ref.stat().st_size))\n"
     "m = json.loads((folder / 'manifest.json').read_text())\n"
     "m['files']['tiny.fwd.f32'] = hashlib.sha256(ref.read_bytes()).hexdigest()\n"
     "(folder / 'manifest.json').write_text(json.dumps(m))\n"
+    "gate.release()\n"
     "import opbench\n\n"
     "if __name__ == '__main__':\n"
     "    raise SystemExit(opbench.run(lambda q, k, v, causal: q * 0, requires_cuda=False))\n"
@@ -93,7 +96,9 @@ def test_a_suites_references_are_made_once_and_read_as_each_job_would_compute_th
     assert sorted(index["entries"]) == ["tiny.fwd", "tiny.grad", "tiny_causal.fwd", "tiny_causal.grad"]
     assert index["made_by"]["torch"].startswith("2.") and index["modes"] == ["fwd", "bwd"]
     before = {n: outcome(refs_tree, n) for n in ("attn_a", "attn_b")}
-    assert sum(handed for handed, _ in before.values()) >= 1  # the job that waited for the set read it
+    assert all(handed for handed, _ in before.values())  # every job, those started beside the set's making too
+    phases = json.loads((made / "manifest.json").read_text())["phases"]
+    assert phases["gated"] is True and phases["held"][0] < phases["held"][1]  # it held the device only when it asked
     again = refs_tree.run(extra=["--mode", "fwd,bwd", "--force", *host(torch_base)], env=CPU)
     assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
     assert sets(refs_tree) == [made]  # found and vouched for, not made again

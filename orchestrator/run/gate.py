@@ -7,11 +7,14 @@ and says when that is over (`d`); the lock is released then, or when the job's p
 comes first. A job that never asks (it skipped, crashed or failed its check) never holds the GPU.
 
 The job's side is opbench.gate; ORCH_GATE names its two pipe ends ("READ,WRITE" file descriptors). The time spent
-waiting for the lock does not count against the job's timeout.
+waiting for the lock does not count against the job's timeout. After `g` comes one line of JSON: variables handed to
+the job only with its GPU (`handout`, asked before the lock is taken: the run's stored references, made first if
+need be, run/references.py), `{}` for none.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 import time
@@ -26,14 +29,16 @@ JOIN_S = 2.0
 class Gate:
     """The orchestrator's end of one job's gate: serves its requests from a thread, holds the device lock for it.
 
-    lock_path: the device's machine-wide lock file (run/device_locks.py); on_wait / on_run: progress callbacks.
+    lock_path: the device's machine-wide lock file (run/device_locks.py); on_wait / on_run: progress callbacks;
+    handout(): the variables the job gets with the GPU (it may wait, never holding the lock).
     After the run, `waited_s` is how long the job waited for the lock and `held` the (start, end) epoch times of its
     hold (from its first to its last, should it ask again), None when it never held the GPU.
     """
 
     def __init__(self, lock_path: str, on_wait: Callable[[], None] = lambda: None,
-                 on_run: Callable[[], None] = lambda: None) -> None:
-        self.lock_path, self.on_wait, self.on_run = lock_path, on_wait, on_run
+                 on_run: Callable[[], None] = lambda: None,
+                 handout: Callable[[], dict[str, str]] = lambda: {}) -> None:
+        self.lock_path, self.on_wait, self.on_run, self.handout = lock_path, on_wait, on_run, handout
         self.waited_s = 0.0
         self.held: tuple[float, float] | None = None
         self._waiting_since: float | None = None
@@ -133,11 +138,15 @@ class Gate:
                     byte = b""
                 if byte == ASK and self._lock_fd is None:
                     self.on_wait()
+                    try:
+                        handed = self.handout()
+                    except Exception:  # noqa: BLE001 - whatever went wrong, the job computes its own
+                        handed = {}
                     if not self._acquire():
                         return
                     self.on_run()
                     try:
-                        os.write(writer, GO)
+                        os.write(writer, GO + json.dumps(handed).encode() + b"\n")
                     except OSError:
                         return  # gone while it waited
                 elif byte == DONE or not byte:

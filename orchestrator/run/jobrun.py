@@ -158,12 +158,12 @@ class JobRunner:
     # -- running --------------------------------------------------------------------------------
     def run(self, p: Planned, env: Env, upstream_entries: dict[str, Path], gpu_ids: tuple[str, ...],
             upstreams_doc=None, waited: float = 0.0, lock: str | None = None, gate=None,
-            references: dict[str, str] | None = None, references_changed=None) -> Result:
+            handout=None) -> Result:
         """Run the job once and commit it if it ended ok or skipped. env is the one `ready_env` gave; lock: the
         device lock it holds here (a GPU id or the host's timing slot), which it waited `waited` seconds for — or,
-        with a gate (run/gate.py), the lock the job takes when it asks for it. references: the stored references'
-        variable (run/references.py), given to this launch only (`reproduce` computes its own);
-        references_changed() says, after the run, why the set it read cannot be vouched for any more (not committed)."""
+        with a gate (run/gate.py), the lock the job takes when it asks for it. handout: what the gate hands the job
+        with its GPU (run/references.py: the run's stored references, never in `reproduce`, which computes its own);
+        after the run, a set it was handed that changed meanwhile fails it."""
         assert p.key is not None and p.inputs is not None, "a job runs only once keyed"
         store = self.ctx.store
         executor = self.executor_for(p)
@@ -173,7 +173,7 @@ class JobRunner:
         if upstreams_doc is not None:
             _write_or_drop(staging, out / UPSTREAMS_FILE, json.dumps(upstreams_doc, indent=1, sort_keys=True))
             variables["ORCH_UPSTREAMS"] = str(store.entry(p.job.name, p.key) / UPSTREAMS_FILE)
-        launch = self.launch(p, env, {**variables, **_live(variables, out), **(references or {})}, gpu_ids)
+        launch = self.launch(p, env, {**variables, **_live(variables, out)}, gpu_ids)
         launch = executor.prepare(launch, self.ctx, p, env, upstream_entries)
         try:
             ran = executor.run(launch, out, logs, gate=gate)
@@ -196,7 +196,7 @@ class JobRunner:
             return self._failed(p, staging, finished.describe(), finished.duration)
         problem = check_outputs(out, keep={UPSTREAMS_FILE} if upstreams_doc is not None else set())
         problem = problem or store.damaged_upstreams(upstream_entries)
-        problem = problem or (references_changed() if references_changed is not None else None)
+        problem = problem or (handout.changed() if handout is not None else None)
         if problem:
             return self._failed(p, staging, problem, finished.duration)
         files = hash_outputs(out, logs)
@@ -207,7 +207,8 @@ class JobRunner:
             reproduce=self.reproduce_command(p, env, variables), runner={"env_id": env.env_id, **ran.where},
             variables=recorded_variables(launch.env),
             phases=self.phases(p, finished.duration, waited if gate is None else gate.waited_s, lock, out,
-                               gate.held if gate is not None else None, bool(references)),
+                               gate.held if gate is not None else None,
+                               handout is not None and handout.handed is not None),
         )
         entry = store.commit(staging, manifest, replace=p.forced)
         return result_of(p, manifest, entry, cached=False)

@@ -18,7 +18,6 @@ from orchestrator.run.gate import Gate
 from orchestrator.run.jobrun import JobRunner, Result, gated, result_of
 from orchestrator.run.plan import Planned, uninstallable_reason
 from orchestrator.run.progress import Progress
-from orchestrator.run.references import NAME as REFERENCES
 from orchestrator.run.references import References
 from orchestrator.run.stage import keyed, upstreams_doc
 
@@ -192,11 +191,16 @@ class Scheduler:
             gate = None
             what = f"GPU {dev}" if gpu_ids else "this machine's timing slot"
             on = f"on GPU {dev}" if gpu_ids else ""
+            handout = None
             with store.reading(reading), contextlib.ExitStack() as held:
                 if need == GPU and dev is not None and gated(p.job):
+                    handout = self.references.handout(p, env, dev, gpu_ids)  # the set's making starts beside it
+                    if handout is not None:
+                        held.callback(handout.close)
                     gate = Gate(str(device_lock_path(dev)),
                                 on_wait=lambda: self.progress.set(name, "waiting", f"for {what} (started, checked)"),
-                                on_run=lambda: self.progress.set(name, "running", on))
+                                on_run=lambda: self.progress.set(name, "running", on),
+                                handout=handout or dict)
                     self.progress.set(name, "starting", f"imports and checks before it takes {what}")
                 elif need == GPU and dev is not None:
                     self.progress.set(name, "waiting", f"for {what} (another run may be timing on it)")
@@ -208,15 +212,8 @@ class Scheduler:
                     pass  # placed elsewhere: its executor reports waiting / building env / running as it gets there
                 else:
                     self.progress.set(p.job.name, "running")
-                refs: dict[str, str] = {}
-                refs_key = None
-                if gate is not None:
-                    refs, refs_key = self.references.variables(p, env, dev, gpu_ids)
-                    if refs_key is not None:  # `clean` leaves the set be while this job reads it
-                        held.enter_context(store.reading([(REFERENCES, refs_key)]))
-                changed = (lambda k=refs_key: self.references.changed(k)) if refs else None
-                return self.runner.run(p, env, ups, gpu_ids, doc, waited, dev if need == GPU else None, gate, refs,
-                                       changed)
+                return self.runner.run(p, env, ups, gpu_ids, doc, waited, dev if need == GPU else None, gate,
+                                       handout)
 
     def _env_result(self, p: Planned, exc: BaseException) -> Result:
         """A job whose env could not be built: failed, except a version-matrix variant whose version resolved but

@@ -4,10 +4,14 @@ Everything before `acquire` — starting Python, importing the framework, creati
 check — runs while another job may be timing on the same GPU; `acquire` blocks until this job holds the GPU's lock,
 `release` gives it back once the timed work is over (the rest of the process's exit no longer holds the GPU).
 Without $ORCH_GATE (a job reproduced by hand, the tests' direct calls) both do nothing.
+
+With the GPU comes one line of JSON, an object of variables the job is handed only then (the run's stored
+references, opbench.refstore: they are made before any job may take the GPU); `acquire` sets them in os.environ.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import time
@@ -39,10 +43,34 @@ def acquire() -> float:
         answer = os.read(fds[0], 1)
     except OSError:
         answer = b""
-    if answer != GO:
+    handed = _line(fds[0]) if answer == GO else None
+    if handed is None:
         print("opbench: the orchestrator's gate closed before this job got its GPU; exiting", file=sys.stderr)
         raise SystemExit(1)
+    os.environ.update(handed)
     return time.perf_counter() - t0
+
+
+MAX_LINE = 1 << 16
+
+
+def _line(fd: int) -> dict[str, str] | None:
+    """The variables line that follows GO: {name: value}; None if the pipe closed or the line is not one."""
+    data = b""
+    while not data.endswith(b"\n") and len(data) < MAX_LINE:
+        try:
+            chunk = os.read(fd, 1)
+        except OSError:
+            return None
+        if not chunk:
+            return None
+        data += chunk
+    try:
+        doc = json.loads(data)
+    except ValueError:
+        return None
+    ok = isinstance(doc, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in doc.items())
+    return doc if ok else None
 
 
 def release() -> None:

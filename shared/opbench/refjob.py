@@ -1,10 +1,12 @@
 """`python -m opbench.refjob`: every fp32 reference of a suite, computed once, into $ORCH_OUT (opbench.refstore).
 
-The orchestrator runs it in a torch job's env, holding that job's device, before the suite's first job on it; it
-reads the variables a job gets ($ORCH_OP, $ORCH_WORKLOADS, $ORCH_MODE) and runs the harness alone: the inputs are
-drawn and rounded as in every job (TorchBackend.inputs), the references computed by the same functions a job falls
-back to. Exit 77 (nothing written) where torch cannot run; a workload whose reference fails (out of memory) is left
-out of the set, said on stderr, and the jobs compute that one themselves.
+The orchestrator runs it in a torch job's env, beside the suite's first job on a device; it reads the variables a
+job gets ($ORCH_OP, $ORCH_WORKLOADS, $ORCH_MODE) and runs the harness alone. Like a job, it imports torch before it
+asks for the device (opbench.gate), and it draws each workload's host inputs on a thread while the GPU computes the
+one before, so the device is held for little more than the GPU work. The inputs are drawn and rounded as in every
+job (TorchBackend.on_device), the references computed by the functions a job falls back to. Exit 77 (nothing written)
+where torch cannot run; a workload whose reference fails (out of memory) is left out of the set, said on stderr,
+and the jobs compute that one themselves.
 """
 
 from __future__ import annotations
@@ -17,9 +19,17 @@ from pathlib import Path
 SKIP_EXIT = 77
 
 
+def kinds_for(modes) -> list[str]:
+    """fwd: the forward's output (modes fwd, fwd_bwd); grad: the gradients (bwd, fwd_bwd)."""
+    return [k for k, wanted in (("fwd", {"fwd", "fwd_bwd"}), ("grad", {"bwd", "fwd_bwd"})) if wanted & set(modes)]
+
+
 def main() -> int:
-    from opbench import refstore, script
+    from concurrent.futures import ThreadPoolExecutor
+
+    from opbench import gate, refstore, script
     from opbench.errors import HarnessError, one_line
+    from opbench.inputs import host_inputs
     from opbench.suite import load_suite
 
     out = Path(os.environ.get("ORCH_OUT") or os.getcwd())
@@ -40,31 +50,54 @@ def main() -> int:
     env = backend.env()
     writer = refstore.Writer(out, {"op": op, "suite": suite.name, "modes": list(modes),
                                    "made_by": {"device": env.device, "torch": env.torch, "python": env.python}})
-    kinds = [k for k, wanted in (("fwd", {"fwd", "fwd_bwd"}), ("grad", {"bwd", "fwd_bwd"})) if wanted & set(modes)]
+    kinds = kinds_for(modes)
+
+    def draw(wl):
+        grads = "grad" in kinds and wl.spec.grads and "torch" in wl.spec.grad_reference
+        return host_inputs(wl), (wl.spec.upstream(wl) if grads else None)
+
     t_all = time.perf_counter()
-    for i, wl in enumerate(suite.workloads, 1):
-        t0 = time.perf_counter()
-        for kind in kinds:
-            if kind == "grad" and (not wl.spec.grads or "torch" not in wl.spec.grad_reference):
-                continue
-            try:
-                inputs = backend.inputs(wl)
-                if kind == "fwd":
-                    value = backend.reference(inputs, wl)
-                    value = tuple(t.cpu().numpy() for t in value) if isinstance(value, tuple) else value.cpu().numpy()
-                else:
-                    value = {n: t.cpu().numpy() for n, t in backend.grad_reference(inputs, backend.upstream(wl), wl).items()}
-                writer.add(wl, kind, value)
-            except Exception as exc:  # the jobs compute this one themselves (and fail as honestly, if they must)
-                print(f"references: {wl.name} {kind}: left out: {one_line(exc)}", file=sys.stderr)
-            finally:
-                inputs = value = ()  # freed before the next one
-                backend.release()
-        print(f"references: {i}/{len(suite.workloads)} {wl.name} ({time.perf_counter() - t0:.2f}s)", file=sys.stderr)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        drawn = pool.submit(draw, suite.workloads[0])
+        waited = gate.acquire()  # imported and drawing: only the GPU work holds the device
+        try:
+            for i, wl in enumerate(suite.workloads):
+                t0 = time.perf_counter()
+                host, dys_host = drawn.result()
+                if i + 1 < len(suite.workloads):
+                    drawn = pool.submit(draw, suite.workloads[i + 1])
+                store(backend, writer, wl, host, dys_host, kinds, one_line)
+                host = dys_host = ()
+                print(f"references: {i + 1}/{len(suite.workloads)} {wl.name} ({time.perf_counter() - t0:.2f}s)",
+                      file=sys.stderr)
+        finally:
+            gate.release()
     writer.close()
-    print(f"references: {len(writer.index['entries'])} stored for {op} {suite.name} "
-          f"({', '.join(kinds)}) in {time.perf_counter() - t_all:.1f}s", file=sys.stderr)
+    print(f"references: {len(writer.index['entries'])} stored for {op} {suite.name} ({', '.join(kinds)}) in "
+          f"{time.perf_counter() - t_all:.1f}s (waited {waited:.1f}s for the device)", file=sys.stderr)
     return 0
+
+
+def store(backend, writer, wl, host, dys_host, kinds, one_line) -> None:
+    """One workload's references into the set; a failure leaves it out (the jobs compute it themselves)."""
+    for kind in kinds:
+        if kind == "grad" and dys_host is None:
+            continue  # the op has no torch gradient reference
+        value = None
+        try:
+            inputs = backend.on_device(host, wl)
+            if kind == "fwd":
+                ref = backend.reference(inputs, wl)
+                value = tuple(t.cpu().numpy() for t in ref) if isinstance(ref, tuple) else ref.cpu().numpy()
+            else:
+                grads = backend.grad_reference(inputs, backend.on_device(dys_host, wl), wl)
+                value = {n: t.cpu().numpy() for n, t in grads.items()}
+            writer.add(wl, kind, value)
+        except Exception as exc:
+            print(f"references: {wl.name} {kind}: left out: {one_line(exc)}", file=sys.stderr)
+        finally:
+            inputs = value = None
+            backend.release()
 
 
 if __name__ == "__main__":

@@ -72,8 +72,12 @@ class TorchBackend:
 
     def inputs(self, wl: Workload) -> tuple:
         """The op's inputs on the device in the workload's dtype, from the shared seeded draw."""
+        return self.on_device(host_inputs(wl), wl)
+
+    def on_device(self, drawn: tuple, wl: Workload) -> tuple:
+        """Host draws (float32 numpy) on the device, rounded to the workload's dtype."""
         dtype = getattr(self.torch, wl.dtype)
-        return tuple(self.torch.from_numpy(x).to(self.device).to(dtype) for x in host_inputs(wl))
+        return tuple(self.torch.from_numpy(x).to(self.device).to(dtype) for x in drawn)
 
     def reference(self, inputs: tuple, wl: Workload):
         """The op's fp32 reference (computed from the rounded inputs, before the impl ever sees them)."""
@@ -85,8 +89,7 @@ class TorchBackend:
 
     def upstream(self, wl: Workload) -> tuple:
         """The op's seeded upstream gradients on the device in the workload's dtype (drawn like the inputs)."""
-        dtype = getattr(self.torch, wl.dtype)
-        return tuple(self.torch.from_numpy(x).to(self.device).to(dtype) for x in wl.spec.upstream(wl))
+        return self.on_device(wl.spec.upstream(wl), wl)
 
     def grad_reference(self, inputs: tuple, dys: tuple, wl: Workload) -> dict:
         """The fp32 reference's gradients {name: tensor} for the upstream gradients dys (before the impl runs)."""
