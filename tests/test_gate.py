@@ -106,6 +106,14 @@ def test_the_handout_is_asked_before_the_lock_and_reaches_the_job_with_its_gpu(t
     finished, log, err = launch(tmp_path, job(tmp_path, body), Gate(str(lock), handout=broken), name="b")
     assert finished.returncode == 0 and log == [{"before": None, "after": None}], err
 
+    def slow():
+        time.sleep(1.5)  # the set still being made: a wait for the GPU, not the job's own time
+        return {}
+
+    g = Gate(str(lock), handout=slow)
+    finished, _, err = launch(tmp_path, job(tmp_path, body), g, timeout=1.0, name="s")
+    assert finished.returncode == 0 and not finished.timed_out and g.waited_s > 1.4, err
+
 
 def test_a_job_that_never_asks_never_holds_the_lock(tmp_path):
     from filelock import FileLock

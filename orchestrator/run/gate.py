@@ -138,10 +138,14 @@ class Gate:
                     byte = b""
                 if byte == ASK and self._lock_fd is None:
                     self.on_wait()
+                    t0 = self._waiting_since = time.perf_counter()  # a wait for the handout is a wait for the GPU
                     try:
                         handed = self.handout()
                     except Exception:  # noqa: BLE001 - whatever went wrong, the job computes its own
                         handed = {}
+                    finally:
+                        self.waited_s += time.perf_counter() - t0
+                        self._waiting_since = None
                     if not self._acquire():
                         return
                     self.on_run()
