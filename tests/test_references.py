@@ -115,11 +115,14 @@ def test_a_set_changed_between_runs_is_remade(refs_tree, torch_base):
     (made,) = sets(refs_tree)
     good = (made / "tiny.fwd.f32").read_bytes()
     (made / "tiny.fwd.f32").write_bytes(bytes(len(good)))
-    out = refs_tree.run("attn_a", extra=["--force", *host(torch_base)], env=CPU)
+    stray = {**CPU, "OPBENCH_REFERENCES": f"{made}#{'0' * 64}"}  # in the caller's environment: never inherited
+    out = refs_tree.run("attn_a", extra=["--force", *host(torch_base)], env=stray)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     assert (made / "tiny.fwd.f32").read_bytes() == good  # remade from scratch, the same bytes
     handed, records = outcome(refs_tree, "attn_a")
     assert handed is True and all(ok for _, _, ok, _, _ in records)
+    log = (entry_of(refs_tree.artifacts, "attn_a") / "_logs" / "stderr.log").read_text()
+    assert "stored references" not in log, log  # handed the remade set at GO, nothing refused
 
 
 def test_a_job_that_rewrites_the_set_is_never_believed_fails_and_the_set_is_remade(refs_tree, torch_base):
@@ -204,3 +207,12 @@ def test_a_set_whose_manifest_is_not_the_vouched_one_is_never_opened(stored, cap
     monkeypatch.setattr(refstore, "_OPENED", {})
     monkeypatch.setenv(refstore.VARIABLE, value.rpartition("#")[0] + "#" + "0" * 64)
     assert refstore.opened() is None
+
+
+def test_a_set_named_in_the_callers_environment_never_reaches_a_job(tree):
+    """Only the gate hands a set over: one named in the orchestrator's own environment is not inherited."""
+    tree.add_impl("peek", "import os\nopen(os.path.join(os.environ['ORCH_OUT'], 'seen.txt'), 'w')"
+                          ".write(os.environ.get('OPBENCH_REFERENCES', '<unset>'))\n")
+    out = tree.run("peek", extra=["--no-combine"], env={"OPBENCH_REFERENCES": f"/elsewhere#{'0' * 64}"})
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert (entry_of(tree.artifacts, "peek") / "seen.txt").read_text() == "<unset>"

@@ -21,7 +21,8 @@ from orchestrator.run.stage import stage_settings
 
 SKIP_EXIT = 77  # a script's "cannot run here" (the automake convention); reason in skipped.txt
 SKIP_FILE = "skipped.txt"
-DROPPED_VARS = ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV", "PYTHONSTARTUP", "CONDA_PREFIX")
+DROPPED_VARS = ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV", "PYTHONSTARTUP", "CONDA_PREFIX",
+                "OPBENCH_REFERENCES")  # the last: handed by the gate only (run/references.py), never inherited
 
 
 @dataclass(frozen=True)
