@@ -1,7 +1,8 @@
 """Where a run's time went, from its manifests: per run (one artifacts folder each) the wall time from the first
 job's launch to the last job's end, and each phase summed over its GPU jobs — process start to harness ready, the
 wait for the GPU, the device ceilings, per workload inputs, reference, first call (compile), warm-up, settle, reps,
-cold reps, check — and what is left of the processes' wall time (exit, and jobs without the harness's phases).
+cold reps, check — and what is left of the processes' wall time (exit, and jobs without the harness's phases); and
+the stored references' process (its wall time and how long it held the GPU), made once per run and suite.
 
     python benchmarks/phases.py BEFORE_ARTIFACTS AFTER_ARTIFACTS [--suite seed]
 
@@ -17,7 +18,9 @@ import sys
 from pathlib import Path
 
 STEPS = ("inputs_s", "reference_s", "first_call_s", "warmup_s", "setup_s", "settle_s", "reps_s", "cold_s", "check_s")
-ROWS = ("wall_s", "jobs", "run_s", "start_s", "gate_wait_s", "ceilings_s", *STEPS, "rest_s")
+ROWS = ("wall_s", "jobs", "run_s", "start_s", "gate_wait_s", "ceilings_s", *STEPS, "rest_s", "refset_run_s",
+        "refset_held_s")
+REFERENCES = ".references"  # the run's stored references (orchestrator/run/references.py): not a job, its own rows
 
 
 def breakdown(artifacts: Path, suite: str | None) -> dict[str, float]:
@@ -31,6 +34,11 @@ def breakdown(artifacts: Path, suite: str | None) -> dict[str, float]:
             continue
         starts.append(m["started"])
         ends.append(m["finished"])
+        if m.get("name") == REFERENCES:  # made once beside the first job: its process, and its hold of the GPU
+            held = ph.get("held") or [0.0, 0.0]
+            total["refset_run_s"] += float(ph.get("run_s") or 0.0)
+            total["refset_held_s"] += float(held[1] - held[0])
+            continue
         h = ph.get("harness") or {}
         row = dict.fromkeys(ROWS, 0.0)
         row["jobs"] = 1
