@@ -10,6 +10,8 @@ From the manifests' `phases` it also prints where the GPUs' time went: per job i
 held and timed seconds, and per run the busy fraction (the jobs' timed work: first call, warm-up, settle, reps,
 cold calls) against the idle rest (held outside timed work, or held by no job), from the first job's env readying
 to the last job's end. On a machine without a GPU the timed jobs' slot is `host` (the machine's timing slot).
+The run's stored references (`.references`, made once per suite beside its first job) are rows of their own: their
+hold of the GPU counts as held outside timed work, and they are not counted as jobs.
 
 Exit 1 when two jobs overlapped on one GPU. Used for issue "Several GPUs" on a multi-GPU host (local
 `--gpus 0,1` or the Ray executor: Ray's `node_id` is part of a GPU's identity).
@@ -70,6 +72,7 @@ def side_by_side_seconds(rows: list[dict]) -> float:
     return total
 
 
+REFERENCES = ".references"  # orchestrator/run/references.py: a suite's fp32 references, not a job
 TIMED = ("first_call_s", "warmup_s", "settle_s", "reps_s", "cold_s")  # what keeps a GPU busy in phases.json
 
 
@@ -105,7 +108,7 @@ def gpu_time_lines(rows: list[dict]) -> list[str]:
     lines.append(f"GPU time {total:.1f} s ({wall:.1f} s x {len(slots)} GPU(s)): busy {busy:.1f} s ({pct(busy):.1f} %), "
                  f"idle {total - busy:.1f} s ({pct(total - busy):.1f} %: held outside timed work {held - busy:.1f} s, "
                  f"held by no job {total - held:.1f} s)")
-    unknown = [r["name"] for r in rows if timed_seconds(r["phases"]) is None]
+    unknown = [r["name"] for r in rows if timed_seconds(r["phases"]) is None and r["name"] != REFERENCES]
     if unknown:
         lines.append(f"({len(unknown)} job(s) without the harness's phases, their time counted idle: "
                      f"{', '.join(unknown[:5])}{' …' if len(unknown) > 5 else ''})")
@@ -138,8 +141,10 @@ def main(argv=None) -> int:
         slots = ",".join(f"{node[:8]}:{gpu}" for node, gpu in r["slots"])
         print(f"{r['name']:32} {slots:14} {r['start'] - t0:8.1f} → {r['end'] - t0:8.1f} s")
     slots = {s for r in rows for s in r["slots"]}
-    print(f"\n{len(rows)} GPU jobs on {len(slots)} GPU(s); side by side for {side_by_side_seconds(rows):.1f} s "
-          f"of {max(r['end'] for r in rows) - t0:.1f} s")
+    refsets = sum(1 for r in rows if r["name"] == REFERENCES)
+    also = f" (and {refsets} stored-reference set(s))" if refsets else ""
+    print(f"\n{len(rows) - refsets} GPU jobs on {len(slots)} GPU(s){also}; side by side for "
+          f"{side_by_side_seconds(rows):.1f} s of {max(r['end'] for r in rows) - t0:.1f} s")
     bad = overlaps_on_one_gpu(rows)
     for a, b, slot in bad:
         print(f"OVERLAP on {slot}: {a} and {b}")

@@ -96,7 +96,8 @@ def test_a_real_cpu_run_says_how_much_of_the_timing_slot_was_timed_work(torch_ba
     assert shown.returncode == 0 and '"harness": {' in shown.stdout and '"reps_s":' in shown.stdout, shown.stdout
     tl = timeline(tmp_path / "artifacts")
     assert tl.returncode == 0, tl.stdout + tl.stderr
-    assert "2 GPU jobs on 1 GPU(s)" in tl.stdout, tl.stdout
+    assert "2 GPU jobs on 1 GPU(s) (and 2 stored-reference set(s))" in tl.stdout, tl.stdout  # a set per suite
+    assert "without the harness's phases" not in tl.stdout, tl.stdout
     busy = re.search(r"GPU time ([\d.]+) s .*: busy ([\d.]+) s \(([\d.]+) %\), idle ([\d.]+) s", tl.stdout)
     assert busy and 0 < float(busy[2]) < float(busy[1]) and 0 < float(busy[3]) < 100, tl.stdout
     assert abs(float(busy[2]) + float(busy[4]) - float(busy[1])) < 0.2, tl.stdout
