@@ -8,7 +8,9 @@ import hashlib
 import json
 import os
 import shutil
+import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -105,7 +107,17 @@ def test_a_suites_references_are_made_once_and_read_as_each_job_would_compute_th
     for name, (_, records) in before.items():
         handed, now = outcome(refs_tree, name)
         assert handed is True, name
-        assert now == records, name  # the stored references give every error exactly as computing them does
+        assert now == records, name
+    # the job reproduced on its own (no gate, no set: it computes every reference) gives every error exactly so
+    line = refs_tree.cli("reproduce", "attn_a", "--mode", "fwd,bwd", *host(torch_base)[:-1], env=CPU)
+    assert line.returncode == 0, line.stdout + line.stderr
+    shell = subprocess.run(["bash", "-c", line.stdout.strip().splitlines()[-1]], capture_output=True, text=True,
+                           cwd="/", env={**os.environ, **CPU}, timeout=600)
+    assert shell.returncode == 0, shell.stderr[-3000:]
+    alone = Path(shell.stdout.strip().splitlines()[-1].removeprefix("reproduced into "))
+    assert "stored references" not in shell.stderr and "OPBENCH_REFERENCES" not in line.stdout
+    computed = [json.loads(x) for x in (alone / "results.jsonl").read_text().splitlines()]
+    assert [(r["wl"]["name"], r["mode"], r["ok"], r["err"], r["grad_err"]) for r in computed] == before["attn_a"][1]
     cleaned = refs_tree.cli("clean")
     assert cleaned.returncode == 0 and sets(refs_tree) == [], cleaned.stdout + cleaned.stderr
 
