@@ -1,5 +1,5 @@
 """Stored references (orchestrator/run/references.py, opbench.refstore, opbench.refjob): a suite's fp32 references
-made once per run and read by every later job; never believed once anything changed them. End to end over real
+made once per run and handed to every job with its GPU; never believed once anything changed them. End to end over real
 harness impls on the CPU torch base, and the harness's reader in-process on sets written by its own writer."""
 
 from __future__ import annotations
@@ -40,9 +40,10 @@ BLOCK = ('# /// script\n# requires-python = ">=3.10"\n# dependencies = ["opbench
          '# [tool.uv.sources]\n# opbench-harness = {{ path = "../../shared", editable = true }}\n#\n'
          '# [tool.orchestrator]\n# gpu = true\n# requires = []\n'
          '# tags = {{ family = "test", backend = "{backend}", compile = "none" }}\n# ///\n')
-SDPA = "from opbench import sdpa\n\nif __name__ == '__main__':\n    raise SystemExit(sdpa.run_backend('MATH', requires_cuda=False, probe=False))\n"
-# Before the harness starts, it takes the GPU (and with it the set) and rewrites the set so that a wrong (all-zero) output would pass: the
-# reference file zeroed, and the manifest's digest of it made to match.
+SDPA = ("from opbench import sdpa\n\nif __name__ == '__main__':\n"
+        "    raise SystemExit(sdpa.run_backend('MATH', requires_cuda=False, probe=False))\n")
+# Before the harness starts, it takes the GPU (and with it the set) and rewrites the set so that a wrong (all-zero)
+# output would pass: the reference file zeroed, and the manifest's digest of it made to match.
 POISON = (
     "import hashlib, json, os, pathlib\n"
     "from opbench import gate\n"
