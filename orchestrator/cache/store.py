@@ -104,22 +104,31 @@ class Store:
 
     def inspect(self, name: str, key: str, verify: bool = True) -> tuple[Manifest | None, str | None]:
         """(manifest, None) for a sound entry, else (manifest or None, what is wrong with it)."""
+        _, manifest, problem = self.inspect_bytes(name, key, verify)
+        return manifest, problem
+
+    def inspect_bytes(self, name: str, key: str, verify: bool = True) -> tuple[bytes | None, Manifest | None, str | None]:
+        """`inspect`, with the manifest's bytes the verdict is about (a digest of them vouches for exactly what was
+        checked: run/references.py hands one to jobs)."""
         folder = self.entry(name, key)
+        raw = None
         try:
-            manifest = Manifest.from_json(json.loads((folder / MANIFEST).read_text()))
+            raw = (folder / MANIFEST).read_bytes()
+            manifest = Manifest.from_json(json.loads(raw))
         except (OSError, ValueError, TypeError) as exc:
-            return None, f"manifest unreadable: {exc}"
+            return raw, None, f"manifest unreadable: {exc}"
         if manifest.key != key or manifest.name != name:
-            return manifest, "manifest names another job or key"
+            return raw, manifest, "manifest names another job or key"
         if not verify:
-            return manifest, None
+            return raw, manifest, None
         bad = self.damaged_files(folder, manifest)
         if bad:
-            return manifest, f"files differ from their manifest sha256: {', '.join(bad)}"
+            return raw, manifest, f"files differ from their manifest sha256: {', '.join(bad)}"
         extra = self.unlisted_files(folder, manifest)
         if extra:  # planted by another job (through ORCH_ARTIFACTS_<NAME> or a relative path) or by hand
-            return manifest, f"unlisted file {', '.join(extra[:3])}" + (f" (+{len(extra) - 3} more)" if len(extra) > 3 else "")
-        return manifest, None
+            more = f" (+{len(extra) - 3} more)" if len(extra) > 3 else ""
+            return raw, manifest, f"unlisted file {', '.join(extra[:3])}" + more
+        return raw, manifest, None
 
     @staticmethod
     def unlisted_files(folder: Path, manifest: Manifest) -> list[str]:

@@ -21,13 +21,12 @@ make it, an error), computes its own, as before.
 
 from __future__ import annotations
 
-import json
 import os
 import threading
 
 from orchestrator.cache.hashing import sha256_bytes, sha256_file, sha256_json
 from orchestrator.cache.outputs import hash_outputs
-from orchestrator.cache.store import MANIFEST, Manifest, Store, remove_tree
+from orchestrator.cache.store import Manifest, Store, remove_tree
 from orchestrator.frozen import replace
 from orchestrator.run.device_locks import device_lock_path
 from orchestrator.run.gate import Gate
@@ -214,14 +213,7 @@ def listing(folder) -> dict:
 
 def vouched(store: Store, key: str) -> str | None:
     """The variable's value for a committed set whose files match the manifest read (and hashed) here, else None."""
-    folder = store.entry(NAME, key)
-    try:
-        raw = (folder / MANIFEST).read_bytes()
-        manifest = Manifest.from_json(json.loads(raw))
-    except (OSError, ValueError, TypeError):
+    raw, manifest, problem = store.inspect_bytes(NAME, key)
+    if problem or manifest is None or raw is None or manifest.status != "ok":
         return None
-    if manifest.name != NAME or manifest.key != key or manifest.status != "ok":
-        return None
-    if Store.damaged_files(folder, manifest) or Store.unlisted_files(folder, manifest):
-        return None
-    return f"{folder}#{sha256_bytes(raw)}"
+    return f"{store.entry(NAME, key)}#{sha256_bytes(raw)}"
