@@ -125,8 +125,9 @@ def clean(ctx: Context, jobs: dict[str, Job], everything: bool) -> int:
             remove_tree(d)
             removed += 1
     remove_tree(store.root / FAILED)  # failed outputs may be folders thousands deep
-    for job_dir in sorted(store.root.iterdir()):
-        if job_dir.name.startswith(".") or job_dir.name == LATEST or not job_dir.is_dir():
+    for job_dir in sorted(store.root.iterdir()):  # the stored references too: a run remakes the set it needs
+        hidden = job_dir.name.startswith(".") and job_dir.name != REFERENCES
+        if hidden or job_dir.name == LATEST or not job_dir.is_dir():
             continue
         for entry in store.entries(job_dir.name):
             if (job_dir.name, entry.name) in keep or (job_dir.name == STAGE and not everything):
@@ -137,13 +138,6 @@ def clean(ctx: Context, jobs: dict[str, Job], everything: bool) -> int:
                     removed += 1
             except Timeout:
                 print(f"kept {entry}: in use by another process")
-    for entry in store.entries(REFERENCES):  # a run remakes the set it needs (run/references.py)
-        try:
-            with FileLock(str(store.lock_path(REFERENCES, entry.name)), timeout=0):
-                shutil.rmtree(entry)
-                removed += 1
-        except Timeout:
-            print(f"kept {entry}: in use by another process")
     if everything:
         (store.root / LATEST).unlink(missing_ok=True)
         shutil.rmtree(store.root / LOCKS, ignore_errors=True)
