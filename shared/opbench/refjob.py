@@ -16,8 +16,6 @@ import sys
 import time
 from pathlib import Path
 
-SKIP_EXIT = 77
-
 
 def kinds_for(modes) -> list[str]:
     """fwd: the forward's output (modes fwd, fwd_bwd); grad: the gradients (bwd, fwd_bwd)."""
@@ -30,6 +28,7 @@ def main() -> int:
     from opbench import gate, refstore, script
     from opbench.errors import HarnessError, one_line
     from opbench.inputs import host_inputs
+    from opbench.runner import SKIP_EXIT, USER_ERROR_EXIT
     from opbench.suite import load_suite
 
     out = Path(os.environ.get("ORCH_OUT") or os.getcwd())
@@ -39,7 +38,7 @@ def main() -> int:
         suite = load_suite(os.environ.get("ORCH_WORKLOADS") or "smoke", op)
     except HarnessError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return USER_ERROR_EXIT
     try:
         from opbench.torch_backend import TorchBackend
 
@@ -66,7 +65,7 @@ def main() -> int:
                 host, dys_host = drawn.result()
                 if i + 1 < len(suite.workloads):
                     drawn = pool.submit(draw, suite.workloads[i + 1])
-                store(backend, writer, wl, host, dys_host, kinds, one_line)
+                store(backend, writer, wl, host, dys_host, kinds)
                 host = dys_host = ()
                 print(f"references: {i + 1}/{len(suite.workloads)} {wl.name} ({time.perf_counter() - t0:.2f}s)",
                       file=sys.stderr)
@@ -78,8 +77,10 @@ def main() -> int:
     return 0
 
 
-def store(backend, writer, wl, host, dys_host, kinds, one_line) -> None:
+def store(backend, writer, wl, host, dys_host, kinds) -> None:
     """One workload's references into the set; a failure leaves it out (the jobs compute it themselves)."""
+    from opbench.errors import one_line
+
     for kind in kinds:
         if kind == "grad" and dys_host is None:
             continue  # the op has no torch gradient reference
