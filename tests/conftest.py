@@ -223,6 +223,48 @@ class Tree:
         return script
 
 
+# A checkout of impls on the real harness (shared/ copied beside them) and a tiny attention suite, for end-to-end
+# tests over the CPU torch base.
+TINY_ATTENTION = """[suite]
+op = "attention"
+
+[defaults]
+batch = 1
+heads = 2
+head_dim = 16
+dtype = "float32"
+
+[[workload]]
+name = "tiny"
+seq_len = 32
+
+[[workload]]
+name = "tiny_causal"
+seq_len = 24
+causal = true
+"""
+HARNESS_BLOCK = ('# /// script\n# requires-python = ">=3.10"\n# dependencies = ["opbench-harness", "torch", "numpy"]\n#\n'
+                 '# [tool.uv.sources]\n# opbench-harness = {{ path = "../../shared", editable = true }}\n#\n'
+                 '# [tool.orchestrator]\n# gpu = true\n# requires = []\n'
+                 '# tags = {{ family = "test", backend = "{backend}", compile = "none" }}\n# ///\n')
+SDPA_MATH = HARNESS_BLOCK.format(backend="MATH") + (
+    "from opbench import sdpa\n\n"
+    "if __name__ == '__main__':\n"
+    "    raise SystemExit(sdpa.run_backend('MATH', requires_cuda=False, probe=False))\n")
+
+
+def harness_checkout(tmp_path: Path, envs: Path, impls: dict[str, str], suite: str = TINY_ATTENTION) -> Tree:
+    """impls: name -> bench.py text; the suite is the checkout's suite.toml."""
+    root = tmp_path / "checkout"
+    shutil.copytree(REPO / "shared", root / "shared", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    (root / "impls").mkdir()
+    for name, body in impls.items():
+        (root / "impls" / name).mkdir()
+        (root / "impls" / name / "bench.py").write_text(body)
+    (root / "suite.toml").write_text(suite)
+    return Tree(root, tmp_path / "artifacts", envs)
+
+
 def copy_tree(name: str, dest: Path, artifacts: Path, envs: Path) -> Tree:
     shutil.copytree(FIXTURES / name, dest)
     return Tree(dest, artifacts, envs)

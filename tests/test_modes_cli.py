@@ -7,13 +7,12 @@ from __future__ import annotations
 import csv
 import json
 import os
-import shutil
 import subprocess
 import sys
 
 import pytest
 
-from conftest import REPO, Tree, entry_of
+from conftest import HARNESS_BLOCK, REPO, SDPA_MATH, Tree, entry_of, harness_checkout
 
 DUMP_MODE = (
     "import json, os\n"
@@ -82,33 +81,7 @@ def test_the_orchestrators_modes_are_the_harnesss():
 
 # -- end to end: real harness impls over the CPU torch base -------------------------------------------------------
 
-ATTENTION = """[suite]
-op = "attention"
-
-[defaults]
-batch = 1
-heads = 2
-head_dim = 16
-dtype = "float32"
-
-[[workload]]
-name = "tiny"
-seq_len = 32
-
-[[workload]]
-name = "tiny_causal"
-seq_len = 24
-causal = true
-"""
-BLOCK = ('# /// script\n# requires-python = ">=3.10"\n# dependencies = ["opbench-harness", "torch", "numpy"]\n#\n'
-         '# [tool.uv.sources]\n# opbench-harness = {{ path = "../../shared", editable = true }}\n#\n'
-         '# [tool.orchestrator]\n# gpu = true\n# requires = []\n'
-         '# tags = {{ family = "test", backend = "{backend}", compile = "none" }}\n# ///\n')
-MATH = BLOCK.format(backend="MATH") + (
-    "from opbench import sdpa\n\n"
-    "if __name__ == '__main__':\n"
-    "    raise SystemExit(sdpa.run_backend('MATH', requires_cuda=False, probe=False))\n")
-FORWARD_ONLY = BLOCK.format(backend="fwd-only") + (
+FORWARD_ONLY = HARNESS_BLOCK.format(backend="fwd-only") + (
     "import opbench\nfrom opbench import sdpa\n\n"
     "if __name__ == '__main__':\n"
     "    raise SystemExit(opbench.run(sdpa.backend_attend('MATH'), prepare=sdpa.to_bhsd, requires_cuda=False,\n"
@@ -118,14 +91,7 @@ FORWARD_ONLY = BLOCK.format(backend="fwd-only") + (
 @pytest.fixture
 def harness_tree(tmp_path, envs_dir) -> Tree:
     """A checkout of two impls on the real harness (shared/ copied beside them) and a tiny attention suite."""
-    root = tmp_path / "checkout"
-    shutil.copytree(REPO / "shared", root / "shared", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
-    (root / "impls").mkdir()
-    for name, body in (("attn_math", MATH), ("attn_fwd_only", FORWARD_ONLY)):
-        (root / "impls" / name).mkdir()
-        (root / "impls" / name / "bench.py").write_text(body)
-    (root / "suite.toml").write_text(ATTENTION)
-    return Tree(root, tmp_path / "artifacts", envs_dir)
+    return harness_checkout(tmp_path, envs_dir, {"attn_math": SDPA_MATH, "attn_fwd_only": FORWARD_ONLY})
 
 
 def records(artifacts, name: str) -> list[dict]:

@@ -7,41 +7,16 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from conftest import REPO, Tree, entry_of
+from conftest import HARNESS_BLOCK, REPO, SDPA_MATH, Tree, entry_of, harness_checkout
 
 sys.path.insert(0, str(REPO / "shared"))
 
-SUITE = """[suite]
-op = "attention"
-
-[defaults]
-batch = 1
-heads = 2
-head_dim = 16
-dtype = "float32"
-
-[[workload]]
-name = "tiny"
-seq_len = 32
-
-[[workload]]
-name = "tiny_causal"
-seq_len = 24
-causal = true
-"""
-BLOCK = ('# /// script\n# requires-python = ">=3.10"\n# dependencies = ["opbench-harness", "torch", "numpy"]\n#\n'
-         '# [tool.uv.sources]\n# opbench-harness = {{ path = "../../shared", editable = true }}\n#\n'
-         '# [tool.orchestrator]\n# gpu = true\n# requires = []\n'
-         '# tags = {{ family = "test", backend = "{backend}", compile = "none" }}\n# ///\n')
-SDPA = ("from opbench import sdpa\n\nif __name__ == '__main__':\n"
-        "    raise SystemExit(sdpa.run_backend('MATH', requires_cuda=False, probe=False))\n")
 # Before the harness starts, it takes the GPU (and with it the set) and rewrites the set so that a wrong (all-zero)
 # output would pass: the reference file zeroed, and the manifest's digest of it made to match.
 POISON = (
@@ -64,14 +39,7 @@ CPU = {"ORCH_FORCE_CPU": "1"}
 
 @pytest.fixture
 def refs_tree(tmp_path, envs_dir) -> Tree:
-    root = tmp_path / "checkout"
-    shutil.copytree(REPO / "shared", root / "shared", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
-    (root / "impls").mkdir()
-    for name in ("attn_a", "attn_b"):
-        (root / "impls" / name).mkdir()
-        (root / "impls" / name / "bench.py").write_text(BLOCK.format(backend="MATH") + SDPA)
-    (root / "suite.toml").write_text(SUITE)
-    return Tree(root, tmp_path / "artifacts", envs_dir)
+    return harness_checkout(tmp_path, envs_dir, {"attn_a": SDPA_MATH, "attn_b": SDPA_MATH})
 
 
 def host(torch_base) -> list:
@@ -140,7 +108,7 @@ def test_a_set_changed_between_runs_is_remade(refs_tree, torch_base):
 
 def test_a_job_that_rewrites_the_set_is_never_believed_fails_and_the_set_is_remade(refs_tree, torch_base):
     (refs_tree.impls / "attn_poison").mkdir()
-    (refs_tree.impls / "attn_poison" / "bench.py").write_text(BLOCK.format(backend="zeros") + POISON)
+    (refs_tree.impls / "attn_poison" / "bench.py").write_text(HARNESS_BLOCK.format(backend="zeros") + POISON)
     assert refs_tree.run("attn_a", extra=host(torch_base), env=CPU).returncode == 0
     (made,) = sets(refs_tree)
     good = (made / "tiny.fwd.f32").read_bytes()
