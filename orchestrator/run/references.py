@@ -21,12 +21,14 @@ make it, an error), computes its own, as before.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 
 from orchestrator.cache.hashing import sha256_bytes, sha256_file, sha256_json
 from orchestrator.cache.outputs import hash_outputs
 from orchestrator.cache.store import Manifest, Store, remove_tree
+from orchestrator.errors import StoreError
 from orchestrator.frozen import replace
 from orchestrator.run.device_locks import device_lock_path
 from orchestrator.run.gate import Gate
@@ -44,20 +46,16 @@ class Handout:
     def __init__(self, refs: References, key: str, settled: threading.Event) -> None:
         self.refs, self.key, self.settled = refs, key, settled
         self.handed: str | None = None  # the key of the set this job was handed
-        self._fd: int | None = None
+        self._reading = contextlib.ExitStack()
 
     def __call__(self) -> dict[str, str]:
         self.settled.wait()
         value = self.refs.value(self.key)
         if not value or self.handed:
             return {VARIABLE: value} if value else {}
-        import fcntl
-
-        try:  # a shared lock on the set, so `clean` (exclusive, non-blocking) leaves it be while the job reads it
-            fd = os.open(self.refs.ctx.store.lock_path(NAME, self.key), os.O_RDWR | os.O_CREAT, 0o644)
-            fcntl.flock(fd, fcntl.LOCK_SH)
-            self._fd = fd
-        except OSError:
+        try:  # the store's shared lock on the set, so `clean` leaves it be while the job reads it
+            self._reading.enter_context(self.refs.ctx.store.reading([(NAME, self.key)]))
+        except (OSError, StoreError):
             pass
         self.handed = self.key
         return {VARIABLE: value}
@@ -67,9 +65,7 @@ class Handout:
         return self.refs.changed(self.handed) if self.handed else None
 
     def close(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
+        self._reading.close()
 
 
 class References:
@@ -81,7 +77,6 @@ class References:
         self.settling: dict[str, threading.Event] = {}  # key -> set when the key's attempt ended
         self.no_torch: set[str] = set()  # env ids where the reference process found no torch
         self.seen: dict[str, dict] = {}  # key -> what its files looked like when vouched for (stat, ctime included)
-        self.threads: list[threading.Thread] = []
         self.mutex = threading.Lock()
 
     def handout(self, p, env, dev: str | None, gpu_ids: tuple[str, ...]) -> Handout | None:
@@ -101,10 +96,8 @@ class References:
                 if env.env_id in self.no_torch:
                     return None
                 event = self.settling[key] = threading.Event()
-                t = threading.Thread(target=self._settle, args=(p, env, dev, gpu_ids, key, inputs, event),
-                                     name="references", daemon=True)
-                self.threads.append(t)
-                t.start()
+                threading.Thread(target=self._settle, args=(p, env, dev, gpu_ids, key, inputs, event),
+                                 name="references", daemon=True).start()
         return Handout(self, key, event)
 
     def value(self, key: str) -> str | None:
